@@ -1,0 +1,3 @@
+from makeflux.cli import main
+
+main()

