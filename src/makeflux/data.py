@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from makeflux.errors import DataError, Problem
+from makeflux.errors import DataError, Problem, display_path
 from makeflux.settings import Settings
 
 
@@ -52,9 +52,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -69,7 +67,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
                         Problem(
                             f"document {number} is a {_kind(document)}, not a mapping; "
                             "data files must hold 'key: value' pairs at the top level",
-                            str(path),
+                            display_path(path),
                         )
                     )
                 merged |= document
@@ -78,10 +76,10 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         raise DataError(
-            Problem(f"invalid YAML: {exc.problem or exc}", str(path), line, column)
+            Problem(f"invalid YAML: {exc.problem or exc}", display_path(path), line, column)
         ) from None
     except yaml.YAMLError as exc:
-        raise DataError(Problem(f"invalid YAML: {exc}", str(path))) from None
+        raise DataError(Problem(f"invalid YAML: {exc}", display_path(path))) from None
     return merged
 
 
@@ -89,7 +87,7 @@ def _load_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise DataError(Problem(f"invalid TOML: {exc}", str(path))) from None
+        raise DataError(Problem(f"invalid TOML: {exc}", display_path(path))) from None
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -97,11 +95,11 @@ def _load_json(path: Path) -> dict[str, Any]:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(
-            Problem(f"invalid JSON: {exc.msg}", str(path), exc.lineno, exc.colno)
+            Problem(f"invalid JSON: {exc.msg}", display_path(path), exc.lineno, exc.colno)
         ) from None
     if not isinstance(value, dict):
         raise DataError(
-            Problem(f"top level is a {_kind(value)}, not an object", str(path))
+            Problem(f"top level is a {_kind(value)}, not an object", display_path(path))
         )
     return value
 
@@ -126,7 +124,10 @@ def collect_data_files(paths: Iterable[Path]) -> list[Path]:
             files.append(path)
         else:
             raise DataError(
-                Problem("data file not found; create it or fix 'data' in the settings", str(path))
+                Problem(
+                    "data file not found; create it or fix 'data' in the settings",
+                    display_path(path),
+                )
             )
     return files
 
@@ -138,10 +139,10 @@ def load_file(path: Path) -> dict[str, Any]:
         return loader(path)
     except UnicodeDecodeError:
         raise DataError(
-            Problem("not UTF-8 text; save the file as UTF-8", str(path))
+            Problem("not UTF-8 text; save the file as UTF-8", display_path(path))
         ) from None
     except OSError as exc:
-        raise DataError(Problem(f"cannot read: {exc.strerror}", str(path))) from None
+        raise DataError(Problem(f"cannot read: {exc.strerror}", display_path(path))) from None
 
 
 def set_dotted(data: MutableMapping[str, Any], dotted_key: str, value: Any) -> None:

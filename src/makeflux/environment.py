@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 from jinja2.environment import load_extensions
 
-from makeflux.errors import PluginError, Problem, SettingsError
+from makeflux.errors import PluginError, Problem, SettingsError, display_path
 from makeflux.settings import Settings
 
 UNDEFINED_CLASSES: dict[str, type[jinja2.Undefined]] = {
@@ -79,8 +79,10 @@ def build_environment(
         )
     except (ImportError, AttributeError, ValueError) as exc:
         raise SettingsError(
-            Problem(f"cannot set up Jinja: {exc}; check 'extensions' and the delimiter table",
-                    _where(settings))
+            Problem(
+                f"cannot set up Jinja: {exc}; check 'extensions' and the delimiter table",
+                _where(settings),
+            )
         ) from None
     env.globals.update(data)
     env.globals["env"] = os.environ
@@ -90,8 +92,7 @@ def build_environment(
         if str(path) not in sys.path:
             sys.path.append(str(path))
     plugins = [
-        load_plugin(name, env, data, settings)
-        for name in (*settings.plugins, *settings.loaders)
+        load_plugin(name, env, data, settings) for name in (*settings.plugins, *settings.loaders)
     ]
     path_filters: list[PathFilter] = []
     for plugin in plugins:
@@ -159,7 +160,7 @@ def _read_template(path: Path) -> str:
 
 
 def _where(settings: Settings) -> str:
-    return str(settings.source) if settings.source else "settings"
+    return display_path(settings.source) if settings.source else "settings"
 
 
 def _forget_user_modules(module_name: str, import_paths: tuple[Path, ...]) -> None:
@@ -187,5 +188,5 @@ def _install_makejinja_shim() -> None:
     package = types.ModuleType("makejinja")
     package.__path__ = []  # type: ignore[attr-defined]
     package.plugin = plugin_api  # type: ignore[attr-defined]
-    sys.modules.setdefault("makejinja", package)
-    sys.modules.setdefault("makejinja.plugin", plugin_api)
+    sys.modules["makejinja"] = package
+    sys.modules["makejinja.plugin"] = plugin_api

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 # Exit statuses shared by every command.
 EXIT_OK = 0
 EXIT_CHANGES = 1  # changes (plan --exit-code), drift (check), lint findings
 EXIT_BAD_INPUT = 2  # bad input or usage
+
+
+def display_path(path: Path | str) -> str:
+    """A path as the user would type it: relative to the working directory when below it."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""One run of the pipeline: settings → data → validate → render in memory. Commands consume its result."""
+"""One run of the pipeline: settings → data → validate → render, all in memory.
+
+Every command consumes the resulting Run.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def load(options: RunOptions) -> Run:
 
 
 def validate(run: Run) -> Run:
-    """Check the data against the settings' JSON Schema and apply its defaults (no schema: no-op)."""
+    """Check the data against the JSON Schema and apply its defaults (no schema: no-op)."""
     return run
 
 

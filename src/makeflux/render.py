@@ -1,4 +1,4 @@
-"""Templates → RenderedTree (output path → bytes), all in memory; nothing here touches the output."""
+"""Templates → RenderedTree (output path → bytes), all in memory; nothing here writes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import jinja2
 
 from makeflux.environment import JinjaSetup, build_environment
 from makeflux.errors import Problem, TemplateError
+from makeflux.errors import display_path as _display
 from makeflux.settings import Settings
 
 
@@ -27,7 +28,7 @@ class SourceFile:
 
 @dataclass
 class RenderedTree:
-    """The whole output of one run, in memory: every consumer (write, plan, check, lint) reads this."""
+    """The whole output of one run, in memory: write, plan, check and lint all read this."""
 
     root: Path  # the output directory
     files: dict[str, bytes] = field(default_factory=dict)  # relative posix path → content
@@ -80,8 +81,11 @@ def discover_dirs(settings: Settings) -> set[str]:
     return dirs
 
 
-def render_tree(settings: Settings, data: Mapping[str, Any], setup: JinjaSetup | None = None,
-                ) -> RenderedTree:
+def render_tree(
+    settings: Settings,
+    data: Mapping[str, Any],
+    setup: JinjaSetup | None = None,
+) -> RenderedTree:
     """Render every template in memory. Raises TemplateError listing every failing template."""
     setup = setup or build_environment(settings, data)
     tree = RenderedTree(root=settings.output)
@@ -146,8 +150,10 @@ def render_one(env: jinja2.Environment, source: SourceFile, settings: Settings) 
         ) from None
     except RecursionError:
         raise _RenderFailure(
-            Problem("template recursion too deep (an include or macro calls itself?)",
-                    _display(source.path))
+            Problem(
+                "template recursion too deep (an include or macro calls itself?)",
+                _display(source.path),
+            )
         ) from None
     except Exception as exc:  # a filter, test or plugin function raised inside the template
         path, line = _template_location(exc.__traceback__, source)
@@ -169,14 +175,6 @@ def _template_location(tb: TracebackType | None, source: SourceFile) -> tuple[st
             path, line = _display(Path(filename)), tb.tb_lineno
         tb = tb.tb_next
     return path, line
-
-
-def _display(path: Path) -> str:
-    """Paths relative to the working directory when they are below it, as a user typed them."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _output_name(settings: Settings, relative: str) -> str:

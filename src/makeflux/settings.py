@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from makeflux.errors import Problem, SettingsError
+from makeflux.errors import Problem, SettingsError, display_path
 
 MAKEFLUX_FILE = "makeflux.toml"
 MAKEJINJA_FILE = "makejinja.toml"
@@ -87,6 +87,8 @@ class Settings:
     schema: Path | None = None
     manifest: Path | None = None
     lint: Mapping[str, Any] = field(default_factory=dict)
+    # Files a later step rewrites (sops encrypts them): expected to differ on disk.
+    rewritten_patterns: tuple[str, ...] = ("*.sops.*",)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -97,7 +99,7 @@ def find_settings_file(cwd: Path, explicit: Path | None) -> Path | None:
     if explicit is not None:
         if not explicit.is_file():
             raise SettingsError(
-                Problem(f"settings file not found; check the --config path", str(explicit))
+                Problem("settings file not found; check the --config path", display_path(explicit))
             )
         return explicit
     for name in (MAKEFLUX_FILE, MAKEJINJA_FILE):
@@ -116,14 +118,20 @@ def load_settings(cwd: Path, explicit: Path | None = None) -> Settings:
             "create one (see README: Settings) or pass --config PATH"
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = _toml_error_line(exc)
+        # "at end of document" carries no line: point at the last line, where it ended.
+        line = _toml_error_line(exc) or text.count("\n") + 1
         raise SettingsError(
-            Problem(f"not valid TOML: {_toml_error_text(exc)}; fix the syntax", str(path), line)
+            Problem(
+                f"not valid TOML: {_toml_error_text(exc)}; fix the syntax", display_path(path), line
+            )
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(Problem(f"cannot read settings file: {exc}", str(path))) from None
+        raise SettingsError(
+            Problem(f"cannot read settings file: {exc}", display_path(path))
+        ) from None
     flavor = "makejinja" if path.name == MAKEJINJA_FILE and explicit is None else None
     if flavor is None:
         # An explicit --config may name either kind of file; the table tells which.
@@ -131,7 +139,10 @@ def load_settings(cwd: Path, explicit: Path | None = None) -> Settings:
     table = raw.get(flavor)
     if not isinstance(table, dict):
         raise SettingsError(
-            Problem(f"no [{flavor}] table; add one with at least 'inputs' and 'output'", str(path))
+            Problem(
+                f"no [{flavor}] table; add one with at least 'inputs' and 'output'",
+                display_path(path),
+            )
         )
     return settings_from_table(table, flavor=flavor, source=path)
 
@@ -140,7 +151,7 @@ def settings_from_table(
     table: Mapping[str, Any], *, flavor: str, source: Path | None, base_dir: Path | None = None
 ) -> Settings:
     """Build Settings from a [makeflux] / [makejinja] table, checking every key."""
-    where = str(source) if source else "settings"
+    where = display_path(source) if source else "settings"
     base = base_dir or (source.parent if source else Path.cwd())
     base = base.resolve()
     reader = _TableReader(table, where, flavor)
@@ -194,6 +205,7 @@ def settings_from_table(
         schema=_optional_path(reader.optional_string("schema", default=None), path),
         manifest=_optional_path(reader.optional_string("manifest", default=None), path),
         lint=reader.mapping("lint"),
+        rewritten_patterns=tuple(reader.str_list("rewritten_patterns", default=["*.sops.*"])),
     )
     reader.reject_unknown()
     reader.raise_problems()
@@ -278,8 +290,10 @@ class _TableReader:
         given = self.mapping(key)
         for name, value in given.items():
             if name not in values:
-                self.problem(f"unknown key '{name}' in [{self.flavor}.{key}]; "
-                             f"known keys: {', '.join(values)}")
+                self.problem(
+                    f"unknown key '{name}' in [{self.flavor}.{key}]; "
+                    f"known keys: {', '.join(values)}"
+                )
                 continue
             expected = type(values[name]) if values[name] is not None else str
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -326,4 +340,4 @@ def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
 
 
 def _toml_error_text(exc: tomllib.TOMLDecodeError) -> str:
-    return str(exc).split(" (at line", 1)[0]
+    return str(exc).split(" (at line", 1)[0].removesuffix(" (at end of document)")

@@ -14,14 +14,35 @@ from makeflux.pipeline import RunOptions
 def pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config, --set, --data and --output, turned into one RunOptions argument `options`."""
     decorators = [
-        click.option("-c", "--config", type=click.Path(path_type=Path), default=None,
-                     help="Settings file (default: makeflux.toml, else makejinja.toml)."),
-        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                     help="Override a data value for this run; dotted keys reach into mappings."),
-        click.option("-d", "--data", "data_files", multiple=True, type=click.Path(path_type=Path),
-                     help="Data file(s) to use instead of the settings' 'data'."),
-        click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-                     help="Output directory instead of the settings' 'output'."),
+        click.option(
+            "-c",
+            "--config",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Settings file (default: makeflux.toml, else makejinja.toml).",
+        ),
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override a data value for this run; dotted keys reach into mappings.",
+        ),
+        click.option(
+            "-d",
+            "--data",
+            "data_files",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="Data file(s) to use instead of the settings' 'data'.",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Output directory instead of the settings' 'output'.",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

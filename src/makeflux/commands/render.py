@@ -12,8 +12,12 @@ from makeflux.commands.common import pipeline_options, run_options
 
 @click.command("render")
 @pipeline_options
-def render(config: Path | None, overrides: tuple[str, ...], data_files: tuple[Path, ...],
-           output: Path | None) -> None:
+def render(
+    config: Path | None,
+    overrides: tuple[str, ...],
+    data_files: tuple[Path, ...],
+    output: Path | None,
+) -> None:
     """Render the templates and write the files that changed."""
     run = pipeline.build(run_options(config, overrides, data_files, output))
     assert run.tree is not None

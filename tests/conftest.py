@@ -1,0 +1,62 @@
+"""Shared test helpers: run the real CLI, snapshot trees."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from makeflux.cli import cli
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(args: Sequence[str], cwd: Path) -> Result:
+    """Run makeflux in-process (click's CliRunner) with `cwd` as the working directory."""
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def run_subprocess(args: Sequence[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run makeflux as a real process, the way a shell user does."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run(
+        [sys.executable, "-m", "makeflux", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
+
+
+def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file below root → (content, mode, mtime_ns): equal snapshots mean untouched."""
+    result: dict[str, tuple[bytes, int, int]] = {}
+    if not root.exists():
+        return result
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            result[path.relative_to(root).as_posix()] = (
+                path.read_bytes(),
+                st.st_mode,
+                st.st_mtime_ns,
+            )
+    return result
+
+
+@pytest.fixture
+def cli_runner():
+    return run_cli
