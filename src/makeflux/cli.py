@@ -7,7 +7,11 @@ from typing import Any
 
 import click
 
-from makeflux import __version__
+from makeflux import __version__, output
+from makeflux.commands.docs import docs
+from makeflux.commands.explain import explain
+from makeflux.commands.init import init
+from makeflux.commands.set_value import set_command
 from makeflux.commands.render import render
 from makeflux.errors import EXIT_BAD_INPUT, MakefluxError
 
@@ -45,16 +49,29 @@ class MakefluxGroup(click.Group):
 @click.group(cls=MakefluxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", "-V", prog_name="makeflux")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Also say which files each step uses.")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
     """Render one cluster.yaml into a Flux-ready kubernetes/ tree.
 
     Exit status: 0 ok, 1 changes/drift/findings, 2 bad input or usage.
+    Colour only on a terminal; NO_COLOR turns it off.
+    Shell completion: eval "$(_MAKEFLUX_COMPLETE=bash_source makeflux)" (zsh_source, fish_source).
     """
     ctx.meta["makeflux.debug"] = debug
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other; pick one")
+    ctx.meta[output.VERBOSITY_KEY] = (
+        output.QUIET if quiet else output.VERBOSE if verbose else output.NORMAL
+    )
 
 
 cli.add_command(render)
+cli.add_command(init)
+cli.add_command(set_command)
+cli.add_command(explain)
+cli.add_command(docs)
 
 
 def main() -> None:

@@ -1,0 +1,40 @@
+"""Where the user's cluster.yaml and its sample live, for the commands that edit or create them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from makeflux.settings import Settings
+
+CLUSTER_FILE = "cluster.yaml"
+SAMPLE_FILE = "cluster.sample.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    data_file: Path  # the cluster.yaml that `set` edits and `init` creates
+    sample: Path  # the commented sample `init` copies
+
+
+def locate(settings: Settings) -> ClusterFiles:
+    """The settings' first YAML data file (else cluster.yaml), and cluster.sample.yaml beside it."""
+    data_file = settings.base_dir / CLUSTER_FILE
+    for path in settings.data:
+        if path.suffix in YAML_SUFFIXES and not path.is_dir():
+            data_file = path
+            break
+    sample = data_file.with_name(f"{data_file.stem}.sample{data_file.suffix}")
+    if not sample.is_file() and (settings.base_dir / SAMPLE_FILE).is_file():
+        sample = settings.base_dir / SAMPLE_FILE
+    return ClusterFiles(data_file=data_file, sample=sample)
+
+
+def display(path: Path, base: Path | None = None) -> str:
+    """`path` relative to the working directory (or `base`) when it is below it, else absolute."""
+    base = base or Path.cwd()
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,153 @@
+"""makeflux set KEY=VALUE ...: change cluster.yaml in place, validated before it is saved."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from makeflux import output, pipeline
+from makeflux.cluster_file import display, locate
+from makeflux.data import parse_override
+from makeflux.errors import DataError, MakefluxError, Problem
+from makeflux.pipeline import RunOptions
+from makeflux.settings import Settings, load_settings
+from makeflux.variables import Variable, format_value, load_schema_info
+from makeflux.yamledit import set_value
+
+
+@click.command("set")
+@click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Settings file (default: makeflux.toml, else makejinja.toml).",
+)
+@click.option(
+    "-f",
+    "--file",
+    "data_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The data file to edit (default: the settings' cluster.yaml).",
+)
+def set_command(assignments: tuple[str, ...], config: Path | None, data_file: Path | None) -> None:
+    """Change values in cluster.yaml, keeping its comments and layout.
+
+    VALUE is read like YAML (true, 90, 7d); the file is validated against the
+    schema and left untouched when a value is refused.
+    """
+    settings = load_settings(Path.cwd(), config)
+    target = (Path.cwd() / data_file).resolve() if data_file else locate(settings).data_file
+    shown = display(target)
+    if not target.is_file():
+        raise DataError(
+            Problem("not found; run 'makeflux init' to start it from the sample", shown)
+        )
+    original = target.read_bytes()
+    try:
+        text = original.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(Problem("not UTF-8 text; save the file as UTF-8", shown)) from None
+    variables = _declared_variables(settings)
+    changes: list[str] = []
+    for assignment in assignments:
+        key, value = _parse_assignment(assignment, variables)
+        text = set_value(text, key, value, shown)
+        changes.append(f"{key}={format_value(value)}")
+    new_content = text.encode("utf-8")
+    if new_content == original:
+        output.info(f"makeflux: {shown} already has {', '.join(changes)}; nothing to change")
+        return
+    _validate_and_replace(settings, target, new_content)
+    output.info(f"makeflux: {shown}: set {', '.join(changes)}")
+
+
+def _declared_variables(settings: Settings) -> dict[str, Variable]:
+    if settings.schema is None:
+        return {}
+    return load_schema_info(settings).variables
+
+
+def _parse_assignment(text: str, variables: dict[str, Variable]) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE read as YAML, then fitted to the schema's type for KEY."""
+    try:
+        key, value = parse_override(text)
+    except DataError:
+        raise DataError(
+            f"makeflux set {text!r}: expected KEY=VALUE, e.g. makeflux set tracing_enabled=true"
+        ) from None
+    raw = text.partition("=")[2]
+    declared = variables.get(key)
+    kinds = _schema_types(declared)
+    if value is None and raw.strip() not in ("", "~", "null", "Null", "NULL"):
+        value = raw  # '#alerts' reads as a YAML comment; the user meant the text
+    is_scalar = not isinstance(value, str | list | dict)
+    if "string" in kinds and is_scalar and (value is not None or "null" not in kinds):
+        value = raw  # cluster_name=1234 is a name, not a number
+    if isinstance(value, str) and kinds & {"array", "object"}:
+        try:
+            parsed = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            parsed = None
+        wanted = (isinstance(parsed, list) and "array" in kinds) or (
+            isinstance(parsed, dict) and "object" in kinds
+        )
+        if wanted:
+            value = parsed
+    return key, value
+
+
+def _schema_types(variable: Variable | None) -> set[str]:
+    if variable is None:
+        return set()
+    kind = variable.schema.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return {str(k) for k in kind}
+    return set()
+
+
+def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> None:
+    """Validate `content` as the new cluster.yaml; only if it passes, rename it into place."""
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
+    )
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(content)
+        data_files = tuple(tmp if path == target else path for path in settings.data)
+        if tmp not in data_files:
+            data_files = (*data_files, tmp)
+        options = RunOptions(cwd=Path.cwd(), config=settings.source, data_files=data_files)
+        try:
+            pipeline.validate(pipeline.load(options))
+        except MakefluxError as exc:
+            problems = [_renamed(problem, tmp, target) for problem in exc.problems]
+            problems.append(
+                Problem("not changed; fix the value and run 'makeflux set' again", display(target))
+            )
+            raise type(exc)(problems) from None
+        shutil.copymode(target, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _renamed(problem: Problem, tmp: Path, target: Path) -> Problem:
+    """Problems found in the temporary candidate file, told about cluster.yaml instead."""
+    if problem.path is not None and Path(problem.path).name == tmp.name:
+        return replace(problem, path=display(target))
+    if problem.path is None or tmp.name not in problem.message:
+        return problem
+    return replace(problem, message=problem.message.replace(str(tmp), display(target)))

@@ -1,0 +1,51 @@
+"""Terminal output policy: --quiet / --verbose, and colour only on a terminal without NO_COLOR."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any
+
+import click
+
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+VERBOSITY_KEY = "makeflux.verbosity"
+
+
+def verbosity() -> int:
+    """The verbosity the group options chose for this invocation (NORMAL outside the CLI)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return NORMAL
+    return int(ctx.find_root().meta.get(VERBOSITY_KEY, NORMAL))
+
+
+def colour_enabled(stream: IO[Any] | None = None) -> bool:
+    """Colour only when writing to a terminal and NO_COLOR (https://no-color.org) is unset."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    stream = stream if stream is not None else sys.stdout
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def style(text: str, *, err: bool = False, **styles: Any) -> str:
+    """`text` styled with click.style when colour is on for stdout (or stderr), else plain."""
+    return click.style(text, **styles) if colour_enabled(sys.stderr if err else None) else text
+
+
+def info(message: str) -> None:
+    """Ordinary progress and summary lines: shown unless --quiet."""
+    if verbosity() > QUIET:
+        click.echo(message, color=colour_enabled())
+
+
+def detail(message: str) -> None:
+    """What makeflux is doing and with which files: shown only with --verbose, on stderr."""
+    if verbosity() >= VERBOSE:
+        click.echo(message, err=True, color=colour_enabled(sys.stderr))
+
+
+def result(message: str) -> None:
+    """The answer a command was asked for (a table, a report): always shown."""
+    click.echo(message, color=colour_enabled())

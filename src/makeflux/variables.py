@@ -1,0 +1,381 @@
+"""The variables cluster.yaml may set, read from the JSON Schema: what each means, which rules
+it takes part in, and which templates use it. `explain` and `docs` print this."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+
+from makeflux.errors import Problem, SchemaError, SettingsError
+from makeflux.settings import Settings
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One cross-field rule of the schema, in words, with the variables it mentions."""
+
+    text: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One key cluster.yaml may set (nested keys are dotted: `alerting.slack.channel`)."""
+
+    name: str
+    schema: Mapping[str, Any]
+    required: bool = False
+
+    @property
+    def description(self) -> str:
+        return str(self.schema.get("description", "")).strip()
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.schema
+
+    @property
+    def default(self) -> Any:
+        return self.schema.get("default")
+
+    @property
+    def type_text(self) -> str:
+        return type_text(self.schema)
+
+    def constraints(self) -> list[str]:
+        """Allowed values and limits, one short phrase each."""
+        return constraint_texts(self.schema)
+
+
+@dataclass(frozen=True)
+class SchemaInfo:
+    """The schema, its variables in schema order, and its cross-field rules."""
+
+    path: Path
+    schema: Mapping[str, Any]
+    variables: dict[str, Variable] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+
+    def rules_for(self, name: str) -> list[Rule]:
+        return [rule for rule in self.rules if name in rule.names]
+
+
+def load_schema_info(settings: Settings) -> SchemaInfo:
+    """Read the settings' schema; no schema configured is a SettingsError saying how to add one."""
+    if settings.schema is None:
+        where = str(settings.source) if settings.source else None
+        raise SettingsError(
+            Problem(
+                "no 'schema' in the settings, so makeflux knows no variables; add "
+                'schema = "schemas/cluster.schema.json" to [makeflux]',
+                where,
+            )
+        )
+    path = settings.schema
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaError(
+            Problem("schema file not found; fix 'schema' in the settings", str(path))
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(
+            Problem(f"schema is not valid JSON: {exc.msg}", str(path), exc.lineno, exc.colno)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(Problem(f"cannot read schema: {exc}", str(path))) from None
+    if not isinstance(schema, dict):
+        raise SchemaError(Problem("schema must be a JSON object", str(path)))
+    return SchemaInfo(
+        path=path, schema=schema, variables=walk_variables(schema), rules=schema_rules(schema)
+    )
+
+
+def resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`schema` with a local `$ref` (#/$defs/...) merged in; its own keys win."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(target, Mapping) or part not in target:
+            return schema
+        target = target[part]
+    if not isinstance(target, Mapping):
+        return schema
+    merged = {**resolve(target, root), **schema}
+    merged.pop("$ref", None)
+    return merged
+
+
+def walk_variables(root: Mapping[str, Any]) -> dict[str, Variable]:
+    """Every declared property, depth first in schema order; objects' properties as dotted names."""
+    found: dict[str, Variable] = {}
+
+    def visit(node: Mapping[str, Any], prefix: str) -> None:
+        properties = node.get("properties")
+        if not isinstance(properties, Mapping):
+            return
+        required = set(node.get("required") or ())
+        for name, sub in properties.items():
+            if not isinstance(sub, Mapping):
+                continue
+            sub = resolve(sub, root)
+            dotted = f"{prefix}{name}"
+            found[dotted] = Variable(dotted, sub, name in required)
+            visit(sub, f"{dotted}.")
+
+    visit(resolve(root, root), "")
+    return found
+
+
+def type_text(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        text = " or ".join(str(k) for k in kind)
+    elif isinstance(kind, str):
+        text = kind
+    elif "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        text = " or ".join(sorted({_json_type(v) for v in values}))
+    else:
+        variants = schema.get("anyOf") or schema.get("oneOf")
+        text = " or ".join(type_text(v) for v in variants) if variants else "any"
+    if text == "array" and isinstance(schema.get("items"), Mapping):
+        item_type = type_text(schema["items"])
+        if item_type != "any":
+            text = f"list of {item_type}"
+    return text
+
+
+def constraint_texts(schema: Mapping[str, Any]) -> list[str]:
+    texts: list[str] = []
+    if "enum" in schema:
+        texts.append("one of " + ", ".join(format_value(v) for v in schema["enum"]))
+    if "const" in schema:
+        texts.append(f"exactly {format_value(schema['const'])}")
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        texts.append(f"{format_value(low)} to {format_value(high)}")
+    elif low is not None:
+        texts.append(f"at least {format_value(low)}")
+    elif high is not None:
+        texts.append(f"at most {format_value(high)}")
+    if "exclusiveMinimum" in schema:
+        texts.append(f"greater than {format_value(schema['exclusiveMinimum'])}")
+    if "exclusiveMaximum" in schema:
+        texts.append(f"less than {format_value(schema['exclusiveMaximum'])}")
+    if "multipleOf" in schema:
+        texts.append(f"a multiple of {format_value(schema['multipleOf'])}")
+    if "minLength" in schema and schema["minLength"] > 0:
+        texts.append(f"at least {schema['minLength']} characters")
+    if "maxLength" in schema:
+        texts.append(f"at most {schema['maxLength']} characters")
+    if "format" in schema:
+        texts.append(f"format {schema['format']}")
+    if "pattern" in schema and "format" not in schema:  # the format says it in words
+        texts.append(f"matches {schema['pattern']}")
+    if "minItems" in schema and schema["minItems"] > 0:
+        texts.append(f"at least {schema['minItems']} items")
+    if "maxItems" in schema:
+        texts.append(f"at most {schema['maxItems']} items")
+    if schema.get("uniqueItems"):
+        texts.append("no duplicates")
+    items = schema.get("items")
+    if isinstance(items, Mapping):
+        texts.extend(f"each item: {text}" for text in constraint_texts(items))
+    if "examples" in schema and isinstance(schema["examples"], list) and schema["examples"]:
+        texts.append("e.g. " + ", ".join(format_value(v) for v in schema["examples"][:3]))
+    return texts
+
+
+def schema_rules(root: Mapping[str, Any]) -> list[Rule]:
+    """The schema's cross-field rules: top-level allOf if/then/else and dependentRequired."""
+    rules: list[Rule] = []
+    for item in root.get("allOf") or ():
+        if not isinstance(item, Mapping):
+            continue
+        names = _mentioned(item)
+        said = item.get("description") or item.get("$comment")
+        if said:
+            rules.append(Rule(str(said), names))
+        elif "if" in item and ("then" in item or "else" in item):
+            condition = _describe_condition(item["if"])
+            parts = []
+            if "then" in item:
+                parts.append(f"when {condition}, {_describe_demand(item['then'])}")
+            if "else" in item:
+                parts.append(f"otherwise {_describe_demand(item['else'])}")
+            rules.append(Rule("; ".join(parts), names))
+    for name, needed in (root.get("dependentRequired") or {}).items():
+        rules.append(
+            Rule(f"when {name} is set, {_and(list(needed))} must be set too", (name, *needed))
+        )
+    return rules
+
+
+def _mentioned(node: Any) -> tuple[str, ...]:
+    names: list[str] = []
+    for part in ("if", "then", "else"):
+        sub = node.get(part) if isinstance(node, Mapping) else None
+        if not isinstance(sub, Mapping):
+            continue
+        for name in (*(sub.get("properties") or {}), *(sub.get("required") or ())):
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def _describe_condition(node: Mapping[str, Any]) -> str:
+    parts = []
+    properties = node.get("properties") or {}
+    for name, sub in properties.items():
+        parts.append(_describe_value(name, sub, demand=False))
+    for name in node.get("required") or ():
+        if name not in properties:
+            parts.append(f"{name} is set")
+    return _and(parts) or "always"
+
+
+def _describe_demand(node: Mapping[str, Any]) -> str:
+    parts = []
+    properties = node.get("properties") or {}
+    for name, sub in properties.items():
+        parts.append(_describe_value(name, sub, demand=True))
+    for name in node.get("required") or ():
+        if name not in properties:
+            parts.append(f"{name} must be set")
+    if isinstance(node.get("not"), Mapping):
+        for name in node["not"].get("required") or ():
+            parts.append(f"{name} must not be set")
+    return _and(parts) or json.dumps(node, sort_keys=True)
+
+
+def _describe_value(name: str, sub: Any, *, demand: bool) -> str:
+    verb = "must be" if demand else "is"
+    if not isinstance(sub, Mapping):
+        return f"{name} {verb} valid"
+    if "const" in sub:
+        return f"{name} {verb} {format_value(sub['const'])}"
+    if "enum" in sub:
+        return f"{name} {verb} one of " + ", ".join(format_value(v) for v in sub["enum"])
+    if isinstance(sub.get("not"), Mapping) and "const" in sub["not"]:
+        return f"{name} {verb} not {format_value(sub['not']['const'])}"
+    texts = constraint_texts(sub)
+    if texts:
+        return f"{name} {verb} " + ", ".join(texts)
+    return f"{name} {verb} {type_text(sub)}"
+
+
+def _and(parts: list[str]) -> str:
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "array" if isinstance(value, list) else "object"
+
+
+def format_value(value: Any) -> str:
+    """A value the way cluster.yaml would spell it: true, 90, 7d, [a, b]."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return value if value else '""'
+    if isinstance(value, list | dict):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+def lookup(values: Mapping[str, Any], dotted: str) -> Any:
+    """values['a']['b'] for 'a.b', or the _MISSING sentinel (see `is_missing`)."""
+    here: Any = values
+    for part in dotted.split("."):
+        if not isinstance(here, Mapping) or part not in here:
+            return _MISSING
+        here = here[part]
+    return here
+
+
+def is_missing(value: Any) -> bool:
+    return value is _MISSING
+
+
+def template_usage(
+    settings: Settings, env: jinja2.Environment | None = None
+) -> dict[str, list[str]]:
+    """Top-level variable name → the templates (paths relative to the project) that read it."""
+    from makeflux.render import discover_sources
+
+    env = env or parse_environment(settings)
+    usage: dict[str, list[str]] = {}
+    for source in discover_sources(settings):
+        if not source.is_template:
+            continue
+        try:
+            text = source.path.read_text(encoding="utf-8")
+            names = meta.find_undeclared_variables(env.parse(text))
+        except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
+            continue  # render reports these with file and line; explain only lists usage
+        shown = _relative(source.path, settings.base_dir)
+        for name in names:
+            usage.setdefault(name, []).append(shown)
+    return {name: sorted(paths) for name, paths in usage.items()}
+
+
+def parse_environment(settings: Settings) -> jinja2.Environment:
+    """An environment with the project's delimiters and extensions, for parsing only."""
+    d, ws = settings.delimiter, settings.whitespace
+    try:
+        extensions: Iterable[str] = list(settings.extensions)
+        return jinja2.Environment(
+            extensions=extensions,
+            block_start_string=d.block_start,
+            block_end_string=d.block_end,
+            variable_start_string=d.variable_start,
+            variable_end_string=d.variable_end,
+            comment_start_string=d.comment_start,
+            comment_end_string=d.comment_end,
+            line_statement_prefix=settings.prefix.line_statement,
+            line_comment_prefix=settings.prefix.line_comment,
+            trim_blocks=ws.trim_blocks,
+            lstrip_blocks=ws.lstrip_blocks,
+        )
+    except (ImportError, AttributeError, ValueError):
+        return jinja2.Environment(
+            block_start_string=d.block_start,
+            block_end_string=d.block_end,
+            variable_start_string=d.variable_start,
+            variable_end_string=d.variable_end,
+            comment_start_string=d.comment_start,
+            comment_end_string=d.comment_end,
+        )
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
