@@ -13,6 +13,7 @@ import yaml
 
 from makeflux.errors import DataError, Problem, display_path
 from makeflux.settings import Settings
+from makeflux.yamlsource import yaml_error_problem
 
 
 @dataclass
@@ -71,15 +72,8 @@ def _load_yaml(path: Path) -> dict[str, Any]:
                         )
                     )
                 merged |= document
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        raise DataError(
-            Problem(f"invalid YAML: {exc.problem or exc}", display_path(path), line, column)
-        ) from None
     except yaml.YAMLError as exc:
-        raise DataError(Problem(f"invalid YAML: {exc}", display_path(path))) from None
+        raise DataError(yaml_error_problem(path, exc)) from None
     return merged
 
 

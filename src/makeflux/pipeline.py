@@ -49,6 +49,12 @@ def load(options: RunOptions) -> Run:
 
 def validate(run: Run) -> Run:
     """Check the data against the JSON Schema and apply its defaults (no schema: no-op)."""
+    if run.settings.schema is None:
+        return run
+    # jsonschema is slow to import; only runs that validate pay for it.
+    from makeflux.schema import validate_data
+
+    validate_data(run.settings, run.data)
     return run
 
 
