@@ -12,6 +12,8 @@ from makeflux.commands.docs import docs
 from makeflux.commands.explain import explain
 from makeflux.commands.init import init
 from makeflux.commands.set_value import set_command
+from makeflux.commands.check import check
+from makeflux.commands.plan import plan
 from makeflux.commands.render import render
 from makeflux.errors import EXIT_BAD_INPUT, MakefluxError
 
@@ -68,6 +70,8 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
 
 
 cli.add_command(render)
+cli.add_command(plan)
+cli.add_command(check)
 cli.add_command(init)
 cli.add_command(set_command)
 cli.add_command(explain)

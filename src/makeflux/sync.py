@@ -1,16 +1,62 @@
-"""RenderedTree vs disk → Plan; apply a Plan safely. The only module that writes the output tree."""
+"""RenderedTree vs disk + manifest → Plan; apply it safely. The only module writing the output tree.
+
+Safety rules (see README: Plan, check and prune):
+- a path is deleted only when the manifest says makeflux generated it and the disk still holds
+  what makeflux wrote there (or with --force);
+- a file is overwritten only when makeflux wrote it and nobody edited it since, or when its content
+  already matches, or with --force;
+- files matching `rewritten_patterns` (sops) are expected to differ and skip the guard;
+- a failed or interrupted apply leaves each file old or new, and a manifest that says so.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from makeflux.errors import MakefluxError, Problem
+from makeflux.manifest import (
+    Manifest,
+    ManifestError,
+    content_hash,
+    manifest_path,
+    output_label,
+    read_manifest,
+    render_manifest,
+)
+from makeflux.pipeline import Run
 from makeflux.render import RenderedTree
+from makeflux.settings import Settings, load_settings
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
+RECREATE = "recreate"  # listed in the manifest, deleted by the user: written again
+DELETE = "delete"  # listed in the manifest, no longer rendered: pruned
+ENCRYPTED = "encrypted"  # a rewritten file, encrypted on disk, whose plaintext did not change
+
+DEFAULT_REWRITTEN_PATTERNS = ("*.sops.*",)
+
+# sops metadata: a top-level `sops` key (YAML/JSON), `sops_*` lines (dotenv/ini), ENC[...] values.
+_SOPS_MARKERS = re.compile(
+    rb'ENC\[[A-Z0-9_]+,|^sops:|^"?sops"?\s*:|^sops_\w+\s*=|"sops"\s*:\s*\{', re.MULTILINE
+)
+
+
+class HandEditError(MakefluxError):
+    """render would overwrite or delete files makeflux did not write (or no longer wrote)."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A path render refuses to touch without --force, and why."""
+
+    path: str
+    reason: str
+    forceable: bool = True
 
 
 @dataclass
@@ -18,14 +64,31 @@ class Plan:
     """What writing a RenderedTree would do to the disk, path by path."""
 
     tree: RenderedTree
-    actions: dict[str, str] = field(default_factory=dict)  # relative path → CREATE/UPDATE/UNCHANGED
+    actions: dict[str, str] = field(default_factory=dict)  # relative path → action constant
+    conflicts: list[Conflict] = field(default_factory=list)
+    encrypted_on_disk: set[str] = field(default_factory=set)  # rewritten files holding ciphertext
+    previous: Manifest | None = None  # the manifest this plan was made against
+    manifest_file: Path | None = None  # where the new manifest goes (None: not kept this run)
+    notes: list[str] = field(default_factory=list)  # things the user should know, one per line
 
-    def paths(self, action: str) -> list[str]:
-        return sorted(p for p, a in self.actions.items() if a == action)
+    def paths(self, *actions: str) -> list[str]:
+        return sorted(p for p, a in self.actions.items() if a in actions)
 
     @property
     def changed(self) -> bool:
-        return any(a != UNCHANGED for a in self.actions.values())
+        return bool(self.conflicts) or any(
+            a not in (UNCHANGED, ENCRYPTED) for a in self.actions.values()
+        )
+
+    def unverifiable(self, relative: str) -> bool:
+        """Encrypted on disk with no manifest hash: whether its plaintext changed is unknowable."""
+        known = self.previous.files if self.previous else {}
+        return relative in self.encrypted_on_disk and relative not in known
+
+    def manifest_label(self) -> str:
+        if self.manifest_file is None:
+            return self.tree.root.as_posix()
+        return output_label(self.manifest_file, self.tree.root)
 
 
 def file_matches(path: Path, content: bytes) -> bool:
@@ -38,17 +101,229 @@ def file_matches(path: Path, content: bytes) -> bool:
         return False
 
 
-def make_plan(tree: RenderedTree) -> Plan:
-    plan = Plan(tree)
-    for relative, content in tree.files.items():
-        target = tree.root / relative
+def is_rewritten(relative: str, patterns: Iterable[str]) -> bool:
+    """True for outputs a later step rewrites (e.g. sops encryption of *.sops.*)."""
+    pure = PurePosixPath(relative)
+    return any(pure.match(pattern) for pattern in patterns)
+
+
+def is_encrypted(content: bytes) -> bool:
+    """True when `content` carries sops metadata or ENC[...] values, i.e. is no longer plaintext."""
+    return _SOPS_MARKERS.search(content) is not None
+
+
+def load_previous(
+    settings: Settings,
+    *,
+    force: bool = False,
+    foreign_output: bool = False,
+) -> tuple[Manifest | None, Path | None, list[str]]:
+    """The manifest that applies to this run's output, where the next one goes, and notes.
+
+    A corrupt manifest stops the run (ManifestError) unless `force`: then it is treated as absent,
+    so nothing is pruned, and rebuilt. The manifest belongs to the configured output directory:
+    when `-o` points elsewhere (`foreign_output`) it is neither used nor rewritten, unless it
+    already describes that directory.
+    """
+    path = manifest_path(settings)
+    notes: list[str] = []
+    try:
+        previous = read_manifest(path)
+    except ManifestError:
+        if not force:
+            raise
+        notes.append(f"makeflux: rebuilding the unreadable manifest {_display(path)} (--force)")
+        previous = None
+    label = output_label(path, settings.output)
+    if previous is not None and previous.output != label:
+        notes.append(
+            f"makeflux: {_display(path)} describes output '{previous.output}', not '{label}'; "
+            "it is left alone this run, so nothing is pruned and differing files are protected"
+        )
+        return None, None, notes
+    if previous is None and foreign_output:
+        return None, None, notes
+    return previous, path, notes
+
+
+def make_plan(
+    tree: RenderedTree,
+    previous: Manifest | None = None,
+    *,
+    manifest_file: Path | None = None,
+    rewritten_patterns: Iterable[str] = DEFAULT_REWRITTEN_PATTERNS,
+    force: bool = False,
+    force_unmanaged: bool = False,
+) -> Plan:
+    """Compare the rendered tree with the disk and the previous manifest; decide every path.
+
+    `force` allows overwriting/deleting hand-edited files; `force_unmanaged` (makejinja's
+    `force = true`) allows overwriting files the manifest does not list.
+    """
+    patterns = tuple(rewritten_patterns)
+    known = dict(previous.files) if previous else {}
+    plan = Plan(tree, previous=previous, manifest_file=manifest_file)
+    root = tree.root
+    for relative in sorted(known):
+        if relative not in tree.files:
+            _plan_prune(plan, relative, known[relative], patterns, force)
+    pruned = set(plan.paths(DELETE))
+    for relative, content in sorted(tree.files.items()):
+        target = root / relative
+        blocker = _blocking_ancestor(root, relative, pruned)
+        if blocker is not None:
+            plan.conflicts.append(
+                Conflict(
+                    relative,
+                    f"'{blocker}' is a file, not a directory; move it out of the way",
+                    forceable=False,
+                )
+            )
+            continue
+        if target.is_symlink() or target.is_dir():
+            kind = "symlink" if target.is_symlink() else "directory"
+            plan.conflicts.append(
+                Conflict(relative, f"a {kind} is in the way; move it", forceable=False)
+            )
+            continue
         if not target.exists():
-            plan.actions[relative] = CREATE
-        elif file_matches(target, content):
+            plan.actions[relative] = RECREATE if relative in known else CREATE
+            continue
+        if file_matches(target, content):
             plan.actions[relative] = UNCHANGED
-        else:
+            continue
+        if is_rewritten(relative, patterns):
+            on_disk = _read(target)
+            if on_disk is not None and is_encrypted(on_disk):
+                plan.encrypted_on_disk.add(relative)
+                # Same plaintext as last render: keep the ciphertext instead of churning it.
+                if known.get(relative) == content_hash(content):
+                    plan.actions[relative] = ENCRYPTED
+                    continue
             plan.actions[relative] = UPDATE
+            continue
+        if relative in known:
+            on_disk = _read(target)
+            if force or (on_disk is not None and content_hash(on_disk) == known[relative]):
+                plan.actions[relative] = UPDATE
+            else:
+                plan.conflicts.append(Conflict(relative, "edited by hand since makeflux wrote it"))
+            continue
+        if force or force_unmanaged:
+            plan.actions[relative] = UPDATE
+        else:
+            plan.conflicts.append(
+                Conflict(
+                    relative,
+                    "not written by makeflux (not in the manifest) and its content differs",
+                )
+            )
     return plan
+
+
+def plan_for(
+    tree: RenderedTree,
+    settings: Settings,
+    *,
+    force: bool = False,
+    ignore_guard: bool = False,
+    foreign_output: bool = False,
+) -> Plan:
+    """make_plan with this run's manifest and settings.
+
+    `force` is --force (also rebuilds a corrupt manifest); makejinja's `force = true` covers
+    files outside the manifest. `ignore_guard` (check) plans as if forced but still refuses a
+    corrupt manifest: drift is drift, whoever caused it.
+    """
+    previous, path, notes = load_previous(settings, force=force, foreign_output=foreign_output)
+    plan = make_plan(
+        tree,
+        previous,
+        manifest_file=path,
+        rewritten_patterns=settings.rewritten_patterns,
+        force=force or ignore_guard,
+        force_unmanaged=force or ignore_guard or settings.force,
+    )
+    plan.notes[:0] = notes
+    return plan
+
+
+def plan_run(run: Run, *, force: bool = False, ignore_guard: bool = False) -> Plan:
+    """plan_for a pipeline Run, knowing whether -o moved the output away from the settings'."""
+    assert run.tree is not None, "render the run first"
+    foreign = False
+    if run.options.output is not None:
+        configured = load_settings(run.options.cwd, run.options.config).output
+        foreign = configured.resolve() != run.settings.output.resolve()
+    return plan_for(
+        run.tree, run.settings, force=force, ignore_guard=ignore_guard, foreign_output=foreign
+    )
+
+
+def _plan_prune(
+    plan: Plan, relative: str, recorded: str, patterns: tuple[str, ...], force: bool
+) -> None:
+    target = plan.tree.root / relative
+    if target.is_symlink() or not target.is_file():
+        return  # already gone (or replaced by something makeflux never wrote): nothing to prune
+    if force or is_rewritten(relative, patterns):
+        plan.actions[relative] = DELETE
+        return
+    on_disk = _read(target)
+    if on_disk is not None and content_hash(on_disk) == recorded:
+        plan.actions[relative] = DELETE
+    else:
+        plan.conflicts.append(
+            Conflict(
+                relative,
+                "no longer rendered, but edited by hand since "
+                "makeflux wrote it; delete it yourself or keep "
+                "it by moving it",
+            )
+        )
+
+
+def _blocking_ancestor(root: Path, relative: str, pruned: set[str]) -> str | None:
+    """A parent of `relative` that is a file (and not about to be pruned), if any."""
+    parts = relative.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        parent = "/".join(parts[:depth])
+        candidate = root / parent
+        if candidate.is_dir():
+            continue
+        if candidate.exists() or candidate.is_symlink():
+            return None if parent in pruned else parent
+        return None
+    return None
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def check_conflicts(plan: Plan) -> None:
+    """Raise HandEditError listing every conflict; render writes nothing in that case."""
+    if not plan.conflicts:
+        return
+    problems = [
+        Problem(
+            c.reason + ("" if c.forceable else " (--force cannot fix this)"),
+            _display(plan.tree.root / c.path),
+        )
+        for c in plan.conflicts
+    ]
+    forceable = any(c.forceable for c in plan.conflicts)
+    problems.append(
+        Problem(
+            f"makeflux: nothing written: {len(plan.conflicts)} file(s) above would be lost. "
+            "Move your change into the template, or "
+            + ("rerun with --force to overwrite them" if forceable else "clear the path")
+        )
+    )
+    raise HandEditError(problems)
 
 
 def write_atomic(target: Path, content: bytes, stat_source: Path | None = None) -> None:
@@ -73,12 +348,73 @@ def write_atomic(target: Path, content: bytes, stat_source: Path | None = None) 
 
 
 def apply_plan(plan: Plan) -> None:
-    """Write every created or updated file; unchanged files are not touched (mtime stays)."""
+    """Prune, write every created/updated file, then the manifest. Unchanged files are not touched.
+
+    Refuses (HandEditError) when the plan has conflicts. If a write fails or is interrupted, the
+    manifest is updated with exactly the operations that completed, so it still describes the
+    disk, and the exception propagates; the next render converges from there.
+    """
+    check_conflicts(plan)
     tree = plan.tree
-    for relative in sorted(plan.actions):
-        if plan.actions[relative] == UNCHANGED:
+    recorded: dict[str, str] = dict(plan.previous.files) if plan.previous else {}
+    try:
+        for relative in plan.paths(DELETE):
+            (tree.root / relative).unlink(missing_ok=True)
+            recorded.pop(relative, None)
+        _remove_empty_parents(tree.root, plan.paths(DELETE), keep=tree.dirs)
+        for relative in sorted(plan.actions):
+            action = plan.actions[relative]
+            content = tree.files.get(relative)
+            if content is None:
+                continue
+            if action in (CREATE, RECREATE, UPDATE):
+                source = tree.sources.get(relative) if relative in tree.copy_stat else None
+                write_atomic(tree.root / relative, content, source)
+            recorded[relative] = content_hash(content)
+        for relative in sorted(tree.dirs):
+            (tree.root / relative).mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        _write_manifest(plan, recorded, partial=True)
+        raise
+    _write_manifest(plan, {p: content_hash(c) for p, c in tree.files.items()}, partial=False)
+
+
+def _write_manifest(plan: Plan, files: Mapping[str, str], *, partial: bool) -> None:
+    """Write the manifest only when its bytes change (no churn). A partial write may not fail."""
+    if plan.manifest_file is None:
+        return
+    manifest = Manifest(plan.manifest_label(), dict(files))
+    content = render_manifest(manifest)
+    if file_matches(plan.manifest_file, content):
+        return
+    try:
+        write_atomic(plan.manifest_file, content)
+    except BaseException:
+        if not partial:
+            raise
+        # The write failure is what the user must see; the old manifest still lets the next
+        # render converge (files already equal to the output are adopted, not blocked).
+
+
+def _remove_empty_parents(root: Path, deleted: Iterable[str], keep: Iterable[str]) -> None:
+    """Remove directories that pruning left empty; never one that still holds anything."""
+    kept = set(keep)
+    candidates: set[str] = set()
+    for relative in deleted:
+        parts = relative.split("/")[:-1]
+        candidates.update("/".join(parts[:depth]) for depth in range(1, len(parts) + 1))
+    # Deepest first, so a parent is tried after its children.
+    for directory in sorted(candidates, key=lambda d: d.count("/"), reverse=True):
+        if directory in kept:
             continue
-        source = tree.sources.get(relative) if relative in tree.copy_stat else None
-        write_atomic(tree.root / relative, tree.files[relative], source)
-    for relative in sorted(tree.dirs):
-        (tree.root / relative).mkdir(parents=True, exist_ok=True)
+        try:
+            (root / directory).rmdir()
+        except OSError:
+            continue  # not empty (or already gone): leave it
+
+
+def _display(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,50 @@
+"""makeflux plan: what render would do, written nowhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from makeflux import pipeline, report, sync
+from makeflux.commands.common import pipeline_options, run_options
+from makeflux.errors import EXIT_CHANGES
+
+
+@click.command("plan")
+@pipeline_options
+@click.option("--stat", is_flag=True, help="List the paths only, without diffs.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: a machine-readable report for tools.",
+)
+@click.option("--exit-code", is_flag=True, help="Exit 1 when render would change anything.")
+@click.option("--force", is_flag=True, help="Plan what 'render --force' would do.")
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    config: Path | None,
+    overrides: tuple[str, ...],
+    data_files: tuple[Path, ...],
+    output: Path | None,
+    stat: bool,
+    output_format: str,
+    exit_code: bool,
+    force: bool,
+) -> None:
+    """Show what render would create (+), change (~) and delete (-), with diffs. Writes nothing."""
+    run = pipeline.build(run_options(config, overrides, data_files, output))
+    the_plan = sync.plan_run(run, force=force)
+    report.echo_lines(the_plan.notes, err=True)
+    if output_format == "json":
+        report.echo(report.plan_json(the_plan))
+    else:
+        colour = report.use_colour()
+        report.echo_lines(report.plan_text(the_plan, stat=stat, colour=colour), colour=colour)
+        report.echo(report.plan_summary(the_plan))
+    if exit_code and the_plan.changed:
+        ctx.exit(EXIT_CHANGES)

@@ -1,0 +1,129 @@
+"""The manifest: which files makeflux generated, and the sha256 of what it wrote to each.
+
+It lives next to the settings file (`.makeflux-manifest.json`, or `manifest = "..."` in
+makeflux.toml) and is meant to be committed. `render` reads it to know what it may prune and
+which files were edited by hand since; `check` reads it to find files that should be gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from makeflux.errors import MakefluxError, Problem
+from makeflux.settings import Settings
+
+MANIFEST_FILE = ".makeflux-manifest.json"
+MANIFEST_VERSION = 1
+
+
+class ManifestError(MakefluxError):
+    """The manifest exists but cannot be trusted (unreadable, not JSON, wrong shape)."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Generated paths (posix, relative to `output`) → "sha256:<hex>" of the content written."""
+
+    output: str  # the output directory, relative to the manifest's directory when below it
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
+def content_hash(content: bytes) -> str:
+    return "sha256:" + hashlib.sha256(content).hexdigest()
+
+
+def manifest_path(settings: Settings) -> Path:
+    """Where this run's manifest lives: `manifest` from makeflux.toml, else next to the settings."""
+    if settings.manifest is not None:
+        return settings.manifest
+    directory = settings.source.parent if settings.source is not None else settings.base_dir
+    return directory / MANIFEST_FILE
+
+
+def output_label(manifest_file: Path, output: Path) -> str:
+    """How the manifest names the output directory: relative to the manifest when below it."""
+    try:
+        return output.resolve().relative_to(manifest_file.parent.resolve()).as_posix()
+    except ValueError:
+        return output.resolve().as_posix()
+
+
+def read_manifest(path: Path) -> Manifest | None:
+    """The manifest at `path`; None when there is none. ManifestError when it cannot be trusted."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise _corrupt(path, f"cannot read the manifest ({reason})", None) from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _corrupt(path, f"the manifest is not valid JSON ({exc.msg})", exc.lineno) from None
+    if not isinstance(raw, dict) or raw.get("makeflux_manifest") != MANIFEST_VERSION:
+        raise _corrupt(path, "not a makeflux manifest (version 1 expected)", None)
+    output, files = raw.get("output"), raw.get("files")
+    if not isinstance(output, str) or not isinstance(files, dict):
+        raise _corrupt(path, "the manifest needs 'output' (a string) and 'files' (a table)", None)
+    for relative, digest in files.items():
+        if not _safe_relative(relative):
+            # A path that leaves the output directory must never reach the pruner.
+            raise _corrupt(path, f"the manifest lists an unsafe path {relative!r}", None)
+        if not isinstance(digest, str) or not _valid_digest(digest):
+            raise _corrupt(path, f"the manifest's hash for {relative!r} is not sha256:<hex>", None)
+    return Manifest(output=output, files=dict(files))
+
+
+def render_manifest(manifest: Manifest) -> bytes:
+    """Deterministic, diff-friendly JSON: sorted, one path per line, trailing newline."""
+    document = {
+        "makeflux_manifest": MANIFEST_VERSION,
+        "output": manifest.output,
+        "files": dict(sorted(manifest.files.items())),
+    }
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _safe_relative(relative: object) -> bool:
+    if not isinstance(relative, str) or not relative or "\\" in relative or "\0" in relative:
+        return False
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or pure.as_posix() != relative:
+        return False
+    return all(part not in ("", ".", "..") for part in relative.split("/")) and not os.path.isabs(
+        relative
+    )
+
+
+def _valid_digest(digest: str) -> bool:
+    prefix, _, hexdigest = digest.partition(":")
+    return (
+        prefix == "sha256"
+        and len(hexdigest) == 64
+        and all(c in "0123456789abcdef" for c in hexdigest)
+    )
+
+
+def _corrupt(path: Path, reason: str, line: int | None) -> ManifestError:
+    return ManifestError(
+        Problem(
+            f"{reason}; nothing was changed. Restore it from git (git checkout -- {path.name}), "
+            "or run 'makeflux render --force' to rebuild it (that run prunes nothing and "
+            "overwrites files that differ)",
+            _display(path),
+            line,
+        )
+    )
+
+
+def _display(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
