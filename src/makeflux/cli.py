@@ -14,6 +14,7 @@ from makeflux.commands.init import init
 from makeflux.commands.set_value import set_command
 from makeflux.commands.check import check
 from makeflux.commands.plan import plan
+from makeflux.commands.lint import lint
 from makeflux.commands.render import render
 from makeflux.commands.validate import validate
 from makeflux.errors import EXIT_BAD_INPUT, MakefluxError
@@ -71,6 +72,7 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool) -> None:
 
 
 cli.add_command(render)
+cli.add_command(lint)
 cli.add_command(validate)
 cli.add_command(plan)
 cli.add_command(check)

@@ -1,0 +1,72 @@
+"""makeflux lint: render in memory (or read DIR as it is on disk) and check the whole tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from makeflux import lint as linting
+from makeflux import pipeline, report
+from makeflux.commands.common import pipeline_options, run_options
+from makeflux.errors import MakefluxError
+from makeflux.settings import find_settings_file, load_settings
+
+
+@click.command("lint")
+@click.argument(
+    "directory",
+    required=False,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@pipeline_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(linting.FORMATS),
+    default="text",
+    show_default=True,
+    help="text: one line per finding; json: a list; github: workflow annotations.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+def lint(
+    directory: Path | None,
+    config: Path | None,
+    overrides: tuple[str, ...],
+    data_files: tuple[Path, ...],
+    output: Path | None,
+    fmt: str,
+    strict: bool,
+) -> None:
+    """Check the rendered tree for broken Flux wiring and template mistakes.
+
+    Without DIR, renders in memory (nothing is written) and also checks the templates against
+    the schema. With DIR, checks that directory tree as it is on disk, without rendering.
+    Exit status: 0 clean (or warnings only), 1 errors (or warnings with --strict), 2 bad input.
+    """
+    if directory is not None:
+        if overrides or data_files or output:
+            raise click.UsageError("--set, --data and --output render; they don't apply to DIR")
+        findings = linting.lint_tree(linting.read_directory(directory), _directory_config(config))
+    else:
+        run = pipeline.build(run_options(config, overrides, data_files, output))
+        findings = linting.run(run)
+    text = linting.format_findings(findings, fmt)
+    if text or fmt == "json":
+        report.echo(text)
+    if fmt == "text" and findings:
+        errors = sum(1 for f in findings if f.severity == linting.ERROR)
+        warnings = len(findings) - errors
+        report.echo(f"makeflux: lint: {errors} error(s), {warnings} warning(s)", err=True)
+    raise SystemExit(linting.exit_status(findings, strict))
+
+
+def _directory_config(config: Path | None) -> linting.LintConfig:
+    """The lint table of the settings file that applies here, if there is one."""
+    cwd = Path.cwd()
+    if find_settings_file(cwd, config) is None:
+        return linting.LintConfig()
+    try:
+        return linting.config_from_settings(load_settings(cwd, config))
+    except MakefluxError:
+        raise

@@ -1,0 +1,147 @@
+"""Cross-file checks over a rendered Flux tree, one module per family of rules.
+
+findings = lint.run(run)             # after pipeline.build(); templates checked too
+findings = lint.lint_tree(files, config)
+print(lint.format_findings(findings, "text"))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from makeflux.errors import Problem, SettingsError
+from makeflux.lint.config import LintConfig, lint_config
+from makeflux.lint.findings import (
+    ERROR,
+    FORMATS,
+    RULES,
+    WARNING,
+    Finding,
+    exit_status,
+    format_findings,
+)
+from makeflux.lint.flux import check_flux
+from makeflux.lint.kustomize import check_entries, kustomize_inputs
+from makeflux.lint.namespaces import check_namespaces
+from makeflux.lint.placement import check_reachability, is_manifest_file, place
+from makeflux.lint.promql import check_prometheus_rules
+from makeflux.lint.templates import TemplateSource, check_templates, schema_variables
+from makeflux.lint.yamldocs import check_yaml, parse_tree
+
+if TYPE_CHECKING:
+    from makeflux.pipeline import Run
+    from makeflux.settings import Settings
+
+__all__ = [
+    "ERROR",
+    "FORMATS",
+    "RULES",
+    "WARNING",
+    "Finding",
+    "LintConfig",
+    "config_from_settings",
+    "exit_status",
+    "format_findings",
+    "lint_templates",
+    "lint_tree",
+    "read_directory",
+    "run",
+]
+
+
+def lint_tree(files: Mapping[str, bytes], config: LintConfig | None = None) -> list[Finding]:
+    """Every finding for a tree (relative posix path → content), sorted; templates excluded."""
+    config = config or LintConfig()
+    tree = parse_tree(files)
+    not_resources = kustomize_inputs(tree)
+    manifests = {
+        p for p in tree.yaml_files if is_manifest_file(p, config) and p not in not_resources
+    }
+    placed = place(tree, config)
+    findings = [
+        *check_yaml(tree, manifests),
+        *check_entries(tree),
+        *check_reachability(tree, config, placed),
+        *check_namespaces(placed),
+        *check_flux(tree, config, placed),
+        *check_prometheus_rules(tree.documents()),
+    ]
+    return _finish(findings, config)
+
+
+def run(pipeline_run: Run) -> list[Finding]:
+    """Lint a built run: its rendered tree and its templates against the schema."""
+    assert pipeline_run.tree is not None, "lint.run needs pipeline.build() first"
+    config = config_from_settings(pipeline_run.settings)
+    findings = lint_tree(pipeline_run.tree.files, config)
+    findings += lint_templates(pipeline_run.settings, pipeline_run.data.values, config)
+    return _finish(findings, config)
+
+
+def config_from_settings(settings: Settings) -> LintConfig:
+    where = str(settings.source) if settings.source else "settings"
+    return lint_config(settings.lint, where)
+
+
+def lint_templates(
+    settings: Settings, data: Mapping[str, object], config: LintConfig | None = None
+) -> list[Finding]:
+    """The template rules: schema variables vs the templates' variables, runaway comments."""
+    from makeflux.environment import build_environment
+    from makeflux.render import discover_sources
+
+    config = config or config_from_settings(settings)
+    setup = build_environment(settings, data)
+    # Names the environment itself supplies (Jinja's and plugins' globals); data doesn't count.
+    provided = set(setup.env.globals) - set(data)
+    # find_undeclared_variables skips every global, so the data must not be among them.
+    setup.env.globals = {k: v for k, v in setup.env.globals.items() if k in provided}
+    sources = []
+    for source in discover_sources(settings, setup):
+        if not source.is_template:
+            continue
+        try:
+            text = source.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # rendering already reported it
+        sources.append(TemplateSource(source.name, _shown(source.path, settings), text))
+    schema = None
+    schema_shown = ""
+    if settings.schema is not None:
+        schema_shown = _shown(settings.schema, settings)
+        try:
+            schema = schema_variables(settings.schema)
+        except (OSError, ValueError) as exc:
+            raise SettingsError(Problem(f"cannot read the schema: {exc}", schema_shown)) from None
+    findings = check_templates(
+        setup.env, sources, schema=schema, schema_shown=schema_shown, provided=provided
+    )
+    return _finish(findings, config)
+
+
+def read_directory(root: Path) -> dict[str, bytes]:
+    """A tree on disk as lint_tree's input; hidden directories (.git …) are skipped."""
+    files: dict[str, bytes] = {}
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in names:
+            path = Path(directory, name)
+            if path.is_file():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def _finish(findings: list[Finding], config: LintConfig) -> list[Finding]:
+    return sorted({f for f in findings if f.rule not in config.disabled})
+
+
+def _shown(path: Path, settings: Settings) -> str:
+    for base in (Path.cwd(), settings.base_dir):
+        try:
+            return path.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)

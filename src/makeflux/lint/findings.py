@@ -1,0 +1,77 @@
+"""A lint finding, and the three ways to print a list of them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+ERROR = "error"
+WARNING = "warning"
+FORMATS = ("text", "json", "github")
+
+# Every rule id, stable: settings' lint.disable and users' scripts rely on them.
+RULES = (
+    "yaml-invalid",
+    "yaml-duplicate-key",
+    "k8s-missing-field",
+    "kustomize-resource-missing",
+    "unreachable",
+    "namespace-duplicate",
+    "namespace-overridden",
+    "flux-path-missing",
+    "flux-dependency-missing",
+    "flux-dependency-cycle",
+    "flux-source-missing",
+    "flux-api-removed",
+    "flux-substitute-undeclared",
+    "helmrelease-source-missing",
+    "helmrelease-source-dependency",
+    "promql-invalid",
+    "promql-duration-invalid",
+    "promql-alert-duplicate",
+    "template-variable-undeclared",
+    "template-variable-unused",
+    "template-comment-multiline",
+)
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem in the tree, printed as `path:line: severity: rule: message`."""
+
+    path: str
+    line: int
+    severity: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.severity}: {self.rule}: {self.message}"
+
+
+def format_findings(findings: Iterable[Finding], fmt: str = "text") -> str:
+    """text: one line each; json: a list of objects; github: workflow-command annotations."""
+    ordered = sorted(findings)
+    if fmt == "json":
+        return json.dumps([asdict(f) for f in ordered], indent=2)
+    if fmt == "github":
+        return "\n".join(_github_line(f) for f in ordered)
+    return "\n".join(str(f) for f in ordered)
+
+
+def _github_line(finding: Finding) -> str:
+    level = "error" if finding.severity == ERROR else "warning"
+    message = f"{finding.rule}: {finding.message}"
+    # GitHub's workflow commands need these characters escaped, in properties and message.
+    message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    path = finding.path.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
+    return f"::{level} file={path},line={finding.line},title={finding.rule}::{message}"
+
+
+def exit_status(findings: Iterable[Finding], strict: bool = False) -> int:
+    """1 when there is an error (or, with strict, any finding), else 0."""
+    severities = {f.severity for f in findings}
+    if ERROR in severities or (strict and severities):
+        return 1
+    return 0

@@ -1,0 +1,293 @@
+"""Walk the tree as Flux would: from the root Kustomizations through spec.path and kustomize
+resources, recording for every document which Flux Kustomization applies it and in which
+namespace it lands. Also the reachability rule (files nothing applies)."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from makeflux.lint.config import LintConfig
+from makeflux.lint.findings import WARNING, Finding
+from makeflux.lint.kustomize import entries, kustomization_document
+from makeflux.lint.yamldocs import (
+    KUSTOMIZATION_NAMES,
+    YAML_SUFFIXES,
+    Document,
+    ParsedTree,
+    join,
+)
+
+FLUX_KUSTOMIZE = "kustomize.toolkit.fluxcd.io"
+
+# Kinds kustomize and the API server never put in a namespace.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "APIService",
+        "CertificateSigningRequest",
+        "CiliumBGPAdvertisement",
+        "CiliumBGPClusterConfig",
+        "CiliumBGPPeerConfig",
+        "CiliumClusterwideEnvoyConfig",
+        "CiliumClusterwideNetworkPolicy",
+        "CiliumL2AnnouncementPolicy",
+        "CiliumLoadBalancerIPPool",
+        "ClusterExternalSecret",
+        "ClusterIssuer",
+        "ClusterPolicy",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterSecretStore",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "FlowSchema",
+        "GatewayClass",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PriorityClass",
+        "PriorityLevelConfiguration",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+        "VolumeSnapshotClass",
+    }
+)
+
+FluxId = tuple[str, str]  # (namespace, name) of a Flux Kustomization
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the enclosing builds impose on a document."""
+
+    namespace: str | None = None  # the outermost namespace override
+    override: str = ""  # who sets it: "targetNamespace of …" or "namespace: in …"
+    by_target: bool = False  # True when a Flux targetNamespace sets it
+    owner: FluxId | None = None  # the Flux Kustomization that applies the document
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One document as it lands in the cluster."""
+
+    doc: Document
+    namespace: str  # effective namespace, '' for cluster-scoped kinds
+    context: Context
+    reached: bool  # False for documents in files nothing applies
+
+    @property
+    def owner(self) -> FluxId | None:
+        return self.context.owner
+
+
+@dataclass
+class Placements:
+    placements: list[Placement] = field(default_factory=list)
+    reached_files: set[str] = field(default_factory=set)
+    root_files: set[str] = field(default_factory=set)
+    # Flux Kustomization → the Flux Kustomization that applies it
+    parents: dict[FluxId, FluxId | None] = field(default_factory=dict)
+
+
+def effective_namespace(doc: Document, context: Context) -> str:
+    if doc.kind in CLUSTER_SCOPED_KINDS:
+        return ""
+    return context.namespace or doc.namespace or "default"
+
+
+def is_flux_kustomization(doc: Document) -> bool:
+    return doc.is_a(FLUX_KUSTOMIZE, "Kustomization")
+
+
+def is_manifest_file(path: str, config: LintConfig) -> bool:
+    return path.endswith(YAML_SUFFIXES) and any(
+        path.startswith(d + "/") or not d for d in config.manifest_dirs
+    )
+
+
+def root_files(tree: ParsedTree, config: LintConfig) -> list[str]:
+    roots = []
+    for path, parsed in sorted(tree.yaml_files.items()):
+        if not any(path == r or path.startswith(r + "/") for r in config.roots):
+            continue
+        if any(is_flux_kustomization(doc) for doc in parsed.documents):
+            roots.append(path)
+    return roots
+
+
+def place(tree: ParsedTree, config: LintConfig) -> Placements:
+    """Every document of every manifest file, placed as Flux would apply it."""
+    result = Placements()
+    walker = _Walker(tree, result)
+    for path in root_files(tree, config):
+        result.root_files.add(path)
+        walker.file(path, Context())
+    # Files nothing applies are still checked, with the namespace their own directory's
+    # kustomization would give them, so one missing link doesn't hide every other finding.
+    listed_namespace = _namespaces_of_listed_files(tree)
+    for path, parsed in sorted(tree.yaml_files.items()):
+        if path in result.reached_files or not is_manifest_file(path, config):
+            continue
+        if posixpath.basename(path) in KUSTOMIZATION_NAMES:
+            continue
+        namespace = listed_namespace.get(path)
+        context = Context(namespace=namespace, override="namespace: in a kustomization")
+        for doc in parsed.documents:
+            if isinstance(doc.data, dict) and doc.kind:
+                result.placements.append(
+                    Placement(doc, effective_namespace(doc, context), context, reached=False)
+                )
+    return result
+
+
+class _Walker:
+    def __init__(self, tree: ParsedTree, result: Placements) -> None:
+        self.tree = tree
+        self.result = result
+        self.seen: set[tuple[str, str, Context]] = set()
+
+    def _first_visit(self, what: str, path: str, context: Context) -> bool:
+        key = (what, path, context)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def file(self, path: str, context: Context) -> None:
+        if not self._first_visit("file", path, context):
+            return
+        self.result.reached_files.add(path)
+        parsed = self.tree.yaml_files.get(path)
+        if parsed is None:
+            return
+        for doc in parsed.documents:
+            if not isinstance(doc.data, dict) or not doc.kind:
+                continue
+            namespace = effective_namespace(doc, context)
+            self.result.placements.append(Placement(doc, namespace, context, reached=True))
+            if is_flux_kustomization(doc) and doc.name:
+                self.flux_kustomization(doc, namespace, context)
+
+    def flux_kustomization(self, doc: Document, namespace: str, context: Context) -> None:
+        flux_id = (namespace, doc.name)
+        self.result.parents.setdefault(flux_id, context.owner)
+        spec = doc.spec
+        path = spec.get("path")
+        directory = join("", path) if isinstance(path, str) else ""
+        target = spec.get("targetNamespace")
+        inner = Context(owner=flux_id)
+        if isinstance(target, str) and target:
+            inner = Context(
+                namespace=target,
+                override=f"targetNamespace of Kustomization {namespace}/{doc.name} "
+                f"({doc.path}:{doc.line_of('spec', 'targetNamespace')})",
+                by_target=True,
+                owner=flux_id,
+            )
+        self.flux_path(directory, inner)
+        components = spec.get("components")
+        if isinstance(components, list):
+            for component in components:
+                if isinstance(component, str):
+                    self.kustomize_dir(join(directory, component), inner)
+
+    def flux_path(self, directory: str, context: Context) -> None:
+        """A Flux Kustomization's path: its kustomization.yaml, or every manifest below it."""
+        if self.tree.kustomization_file(directory) is not None:
+            self.kustomize_dir(directory, context)
+            return
+        for path in self._generated_resources(directory):
+            if path.endswith(YAML_SUFFIXES):
+                self.file(path, context)
+            else:
+                self.kustomize_dir(path, context)
+
+    def _generated_resources(self, directory: str) -> Iterator[str]:
+        """What kustomize-controller's generator includes: YAML files, and subdirectories with
+        their own kustomization.yaml as a whole."""
+        prefix = directory + "/" if directory else ""
+        kustomize_dirs: set[str] = set()
+        for path in sorted(self.tree.files):
+            if not path.startswith(prefix):
+                continue
+            parent = posixpath.dirname(path)
+            if any(parent == d or parent.startswith(d + "/") for d in kustomize_dirs):
+                continue
+            if posixpath.basename(path) in KUSTOMIZATION_NAMES and parent != directory:
+                kustomize_dirs.add(parent)
+                yield parent
+                continue
+            if path.endswith(YAML_SUFFIXES):
+                yield path
+
+    def kustomize_dir(self, directory: str, context: Context) -> None:
+        kfile = self.tree.kustomization_file(directory)
+        if kfile is None or not self._first_visit("dir", directory, context):
+            return
+        self.result.reached_files.add(kfile)
+        doc = kustomization_document(self.tree, kfile)
+        if doc is None:
+            return
+        namespace = doc.data.get("namespace")
+        inner = context
+        if context.namespace is None and isinstance(namespace, str) and namespace:
+            inner = Context(
+                namespace=namespace,
+                override=f"namespace: in {kfile}:{doc.line_of('namespace')}",
+                owner=context.owner,
+            )
+        for item in entries(doc):
+            if not item.builds:
+                if item.target in self.tree.files:
+                    self.result.reached_files.add(item.target)
+                continue
+            if item.target in self.tree.files:
+                self.file(item.target, inner)
+            elif self.tree.kustomization_file(item.target) is not None:
+                self.kustomize_dir(item.target, inner)
+
+
+def _namespaces_of_listed_files(tree: ParsedTree) -> dict[str, str]:
+    """File → the namespace: of a kustomization that lists it in resources."""
+    found: dict[str, str] = {}
+    for path in tree.files:
+        if posixpath.basename(path) not in KUSTOMIZATION_NAMES:
+            continue
+        doc = kustomization_document(tree, path)
+        namespace = doc.data.get("namespace") if doc else None
+        if not doc or not isinstance(namespace, str):
+            continue
+        for item in entries(doc):
+            if item.builds:
+                found.setdefault(item.target, namespace)
+    return found
+
+
+def check_reachability(tree: ParsedTree, config: LintConfig, placed: Placements) -> list[Finding]:
+    """unreachable: manifest files that no Flux root leads to (stale or orphaned features)."""
+    if not placed.root_files:
+        return []
+    findings = []
+    roots = ", ".join(config.roots)
+    for path in sorted(tree.yaml_files):
+        if path in placed.reached_files or not is_manifest_file(path, config):
+            continue
+        findings.append(
+            Finding(
+                path,
+                1,
+                WARNING,
+                "unreachable",
+                f"no Flux Kustomization under {roots} leads here through "
+                "spec.path or kustomize resources; include it or delete it",
+            )
+        )
+    return findings

@@ -1,0 +1,89 @@
+"""PrometheusRule: every expr parses as PromQL, durations are valid, alert names are unique."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import promql_parser
+
+from makeflux.lint.findings import ERROR, WARNING, Finding
+from makeflux.lint.yamldocs import Document
+
+# Prometheus' own duration syntax (model.ParseDuration): units largest first, each at most once.
+_DURATION = re.compile(r"^(?:0|(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?)$")
+
+
+def valid_duration(text: str) -> bool:
+    return bool(text) and _DURATION.match(text) is not None
+
+
+def check_prometheus_rules(documents: Iterable[Document]) -> list[Finding]:
+    findings: list[Finding] = []
+    alerts: dict[str, tuple[str, int]] = {}
+    for doc in documents:
+        if not doc.is_a("monitoring.coreos.com", "PrometheusRule"):
+            continue
+        groups = doc.spec.get("groups")
+        for g, group in enumerate(groups if isinstance(groups, list) else []):
+            if not isinstance(group, dict):
+                continue
+            findings.extend(_duration(doc, group, "interval", ("spec", "groups", g)))
+            rules = group.get("rules")
+            for r, rule in enumerate(rules if isinstance(rules, list) else []):
+                if not isinstance(rule, dict):
+                    continue
+                keys = ("spec", "groups", g, "rules", r)
+                findings.extend(_expression(doc, rule, keys))
+                for field in ("for", "keep_firing_for"):
+                    findings.extend(_duration(doc, rule, field, keys))
+                alert = rule.get("alert")
+                if isinstance(alert, str):
+                    line = doc.line_of(*keys, "alert")
+                    first = alerts.setdefault(alert, (doc.path, line))
+                    if first != (doc.path, line):
+                        findings.append(
+                            Finding(
+                                doc.path,
+                                line,
+                                WARNING,
+                                "promql-alert-duplicate",
+                                f"alert '{alert}' is also defined at "
+                                f"{first[0]}:{first[1]}; give each alert its "
+                                "own name",
+                            )
+                        )
+    return findings
+
+
+def _expression(doc: Document, rule: dict, keys: tuple[str | int, ...]) -> list[Finding]:
+    expr = rule.get("expr")
+    line = doc.line_of(*keys, "expr")
+    if expr is None or (isinstance(expr, str) and not expr.strip()):
+        return [Finding(doc.path, line, ERROR, "promql-invalid", "rule has no expr")]
+    try:
+        promql_parser.parse(str(expr))
+    except (ValueError, RuntimeError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [
+            Finding(doc.path, line, ERROR, "promql-invalid", f"expr is not valid PromQL: {message}")
+        ]
+    return []
+
+
+def _duration(
+    doc: Document, holder: dict, field: str, keys: tuple[str | int, ...]
+) -> list[Finding]:
+    value = holder.get(field)
+    # YAML reads a bare 0 as a number; Prometheus reads it as the text "0".
+    if value is None or (isinstance(value, str | int) and valid_duration(str(value))):
+        return []
+    return [
+        Finding(
+            doc.path,
+            doc.line_of(*keys, field),
+            ERROR,
+            "promql-duration-invalid",
+            f"{field}: {value!r} is not a Prometheus duration (e.g. 30s, 5m, 1h30m)",
+        )
+    ]

@@ -1,0 +1,138 @@
+"""Templates against the schema: variables used but not declared, declared but never used, and
+comments that run across lines (a comment closed with the wrong delimiter)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+
+from makeflux.lint.findings import ERROR, WARNING, Finding
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """One template to check: its name for the Jinja loader, where to point the user, its text."""
+
+    name: str
+    shown: str
+    text: str
+
+
+def schema_variables(schema_path: Path) -> dict[str, int]:
+    """Top-level `properties` of a JSON Schema file → the line that declares each one."""
+    text = schema_path.read_text(encoding="utf-8")
+    schema = json.loads(text)
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return {}
+    start = text.find('"properties"')
+    lines: dict[str, int] = {}
+    for name in properties:
+        match = re.compile(r'"' + re.escape(name) + r'"\s*:').search(text, max(start, 0))
+        position = match.start() if match else 0
+        lines[name] = text.count("\n", 0, position) + 1
+    return lines
+
+
+def check_templates(
+    env: jinja2.Environment,
+    templates: Iterable[TemplateSource],
+    *,
+    schema: Mapping[str, int] | None,
+    schema_shown: str,
+    provided: set[str],
+) -> list[Finding]:
+    """`provided`: names the environment supplies without the schema (Jinja and plugin globals)."""
+    findings: list[Finding] = []
+    used: set[str] = set()
+    for template in templates:
+        findings.extend(_comments(env, template))
+        try:
+            ast = env.parse(template.text, template.name, template.shown)
+        except jinja2.TemplateSyntaxError:
+            continue  # rendering reports it, with its line
+        names = meta.find_undeclared_variables(ast) - provided
+        used |= names
+        if schema is None:
+            continue
+        for name in sorted(names - set(schema)):
+            findings.append(
+                Finding(
+                    template.shown,
+                    _first_use(ast, name),
+                    ERROR,
+                    "template-variable-undeclared",
+                    f"'{name}' is used here but the schema ({schema_shown}) does "
+                    "not declare it; add it to the schema's properties",
+                )
+            )
+    if schema is not None:
+        for name, line in sorted(schema.items()):
+            if name not in used:
+                findings.append(
+                    Finding(
+                        schema_shown,
+                        line,
+                        WARNING,
+                        "template-variable-unused",
+                        f"'{name}' is declared but no template uses it; remove it or use it",
+                    )
+                )
+    return findings
+
+
+def _first_use(ast: nodes.Template, name: str) -> int:
+    lines = [n.lineno for n in ast.find_all(nodes.Name) if n.name == name and n.ctx == "load"]
+    return min(lines, default=1)
+
+
+def _comments(env: jinja2.Environment, template: TemplateSource) -> list[Finding]:
+    """template-comment-multiline: a comment that runs on past the end of its line."""
+    start, end = env.comment_start_string, env.comment_end_string
+    reversed_end = end[::-1]
+    findings = []
+    try:
+        tokens: list[Any] = list(env.lex(template.text, template.name, template.shown))
+    except jinja2.TemplateSyntaxError:
+        return []
+    text_lines = template.text.splitlines()
+    opened: int | None = None
+    for line, token, _ in tokens:
+        if token == "comment_begin":
+            opened = line
+        elif token == "comment_end" and opened is not None:
+            if line > opened:
+                first = text_lines[opened - 1] if opened <= len(text_lines) else ""
+                after = first.split(start, 1)[1] if start in first else first
+                if reversed_end != end and reversed_end in after:
+                    findings.append(
+                        Finding(
+                            template.shown,
+                            opened,
+                            ERROR,
+                            "template-comment-multiline",
+                            f"comment opened here is closed by '{reversed_end}', which is not the "
+                            f"comment end '{end}': everything up to line {line} is swallowed; "
+                            f"close it with '{end}'",
+                        )
+                    )
+                else:
+                    findings.append(
+                        Finding(
+                            template.shown,
+                            opened,
+                            WARNING,
+                            "template-comment-multiline",
+                            f"comment runs from here to line {line}; if that is meant, ignore "
+                            "this, otherwise close it on this line",
+                        )
+                    )
+            opened = None
+    return findings
