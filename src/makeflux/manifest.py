@@ -46,10 +46,11 @@ def manifest_path(settings: Settings) -> Path:
 
 
 def output_label(manifest_file: Path, output: Path) -> str:
-    """How the manifest names the output directory: relative to the manifest when below it."""
+    """How the manifest names the output directory: relative to the manifest, so that a clone
+    elsewhere (a CI checkout) still recognises it."""
     try:
-        return output.resolve().relative_to(manifest_file.parent.resolve()).as_posix()
-    except ValueError:
+        return Path(os.path.relpath(output.resolve(), manifest_file.parent.resolve())).as_posix()
+    except ValueError:  # another drive on Windows
         return output.resolve().as_posix()
 
 

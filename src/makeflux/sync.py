@@ -46,6 +46,10 @@ _SOPS_MARKERS = re.compile(
 )
 
 
+class WriteError(MakefluxError):
+    """The output tree could not be written (disk full, permissions ...)."""
+
+
 class HandEditError(MakefluxError):
     """render would overwrite or delete files makeflux did not write (or no longer wrote)."""
 
@@ -352,13 +356,15 @@ def apply_plan(plan: Plan) -> None:
 
     Refuses (HandEditError) when the plan has conflicts. If a write fails or is interrupted, the
     manifest is updated with exactly the operations that completed, so it still describes the
-    disk, and the exception propagates; the next render converges from there.
+    disk, and the error propagates (a WriteError for OSError); the next render converges.
     """
     check_conflicts(plan)
     tree = plan.tree
     recorded: dict[str, str] = dict(plan.previous.files) if plan.previous else {}
+    current = ""
     try:
         for relative in plan.paths(DELETE):
+            current = relative
             (tree.root / relative).unlink(missing_ok=True)
             recorded.pop(relative, None)
         _remove_empty_parents(tree.root, plan.paths(DELETE), keep=tree.dirs)
@@ -368,15 +374,37 @@ def apply_plan(plan: Plan) -> None:
             if content is None:
                 continue
             if action in (CREATE, RECREATE, UPDATE):
+                current = relative
                 source = tree.sources.get(relative) if relative in tree.copy_stat else None
                 write_atomic(tree.root / relative, content, source)
             recorded[relative] = content_hash(content)
         for relative in sorted(tree.dirs):
+            current = relative
             (tree.root / relative).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _write_manifest(plan, recorded, partial=True)
+        reason = exc.strerror or str(exc)
+        raise WriteError(
+            Problem(
+                f"cannot write: {reason}; files already written are recorded in the manifest, "
+                "the rest are unchanged. Fix the cause and rerun makeflux render",
+                _display(tree.root / current),
+            )
+        ) from exc
     except BaseException:
         _write_manifest(plan, recorded, partial=True)
         raise
-    _write_manifest(plan, {p: content_hash(c) for p, c in tree.files.items()}, partial=False)
+    try:
+        _write_manifest(plan, {p: content_hash(c) for p, c in tree.files.items()}, partial=False)
+    except OSError as exc:
+        assert plan.manifest_file is not None
+        raise WriteError(
+            Problem(
+                f"cannot write the manifest: {exc.strerror or exc}; every file was written. "
+                "Fix the cause and rerun makeflux render (it will adopt them)",
+                _display(plan.manifest_file),
+            )
+        ) from exc
 
 
 def _write_manifest(plan: Plan, files: Mapping[str, str], *, partial: bool) -> None:
