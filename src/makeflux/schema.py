@@ -88,7 +88,10 @@ def load_schema(path: Path) -> dict[str, Any]:
                 where,
             )
         )
-    error = best_match(Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(schema))
+    meta = Draft202012Validator(
+        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    error = best_match(meta.iter_errors(schema))
     if error is not None:
         at = _json_pointer(error.absolute_path)
         raise SchemaError(
@@ -189,7 +192,7 @@ def validate_data(settings: Settings, data: LoadedData) -> None:
     if not errors and not key_problems and not problems:
         return
     locator = _Locator(settings, data)
-    findings = _explain(errors, schema, instance, defaulted) + key_problems
+    findings = _explain(errors, schema, instance, defaulted, key_problems)
     problems += [locator.problem(finding) for finding in findings]
     raise ValidationError(sorted(problems, key=locator.order))
 
@@ -217,19 +220,19 @@ def _json_view(value: Any, path: KeyPath) -> tuple[Any, list[Finding]]:
     if isinstance(value, dict):
         view: dict[str, Any] = {}
         for key, child in value.items():
+            name = key if isinstance(key, str) else _key_text(key)
             if not isinstance(key, str):
-                text = _show(key)
                 findings.append(
                     Finding(
-                        (*path, key),
-                        (*path, str(key)),
+                        (*path, name),
+                        (*path, name),
                         0,
-                        f"{_dotted((*path, key))}: the key {text} is a {_kind(key)}; "
-                        f"keys must be strings, quote it: '{text}'",
+                        f"{_dotted((*path, name))}: the key {name} is {_article(_kind(key))}; "
+                        f"keys must be strings, quote it: '{name}'",
                         at_value=False,
                     )
                 )
-            view[str(key)], child_findings = _json_view(child, (*path, key))
+            view[name], child_findings = _json_view(child, (*path, name))
             findings += child_findings
         return view, findings
     if isinstance(value, list):
@@ -247,8 +250,9 @@ def _explain(
     schema: Mapping[str, Any],
     instance: Any,
     defaulted: set[KeyPath],
+    key_problems: list[Finding],
 ) -> list[Finding]:
-    findings: list[Finding] = []
+    findings: list[Finding] = list(key_problems)  # first: they win over the same key's errors
     for error in errors:
         if error.context:  # anyOf / oneOf: the branch that came closest tells the most
             error = best_match([error])
@@ -390,6 +394,8 @@ def _type_message(value: Any, expected: Any, root: Mapping[str, Any], error: Any
         if isinstance(prop, Mapping) and "default" in prop:
             text += f", or delete the line to use the default ({_show(prop['default'])})"
         return text
+    if isinstance(value, dict | list):
+        return f"is {_article(_kind(value))}; expected {wanted}"
     text = f"{_show(value)} is {_article(_kind(value))}; expected {wanted}"
     if "string" in types and not isinstance(value, dict | list):
         text += f"; quote it to make it a string: '{_show(value)}'"
@@ -726,6 +732,11 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     return str(value)
+
+
+def _key_text(key: Any) -> str:
+    """A non-string key as the user most likely wrote it: 1, true, 2024-01-01."""
+    return _show(key) if isinstance(key, bool) or key is None else str(key)
 
 
 def _kind(value: Any) -> str:
