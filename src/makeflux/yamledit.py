@@ -131,9 +131,11 @@ def _splice(original: str, baseline: str, edited: str) -> str | None:
     # Which original line each baseline line is (only lines ruamel reproduced exactly).
     line_map: dict[int, int] = {}
     matcher = difflib.SequenceMatcher(a=baseline_lines, b=original_lines, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for offset in range(block.size):
-            line_map[block.a + offset] = block.b + offset
+    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+        # Lines ruamel reproduced exactly, and lines it only re-spaced (same count in a gap).
+        if tag == "equal" or (tag == "replace" and a2 - a1 == b2 - b1):
+            for offset in range(a2 - a1):
+                line_map[a1 + offset] = b1 + offset
     result = list(original_lines)
     edits = difflib.SequenceMatcher(a=baseline_lines, b=edited_lines, autojunk=False)
     for tag, i1, i2, j1, j2 in reversed(edits.get_opcodes()):
@@ -186,7 +188,44 @@ def set_value(text: str, dotted_key: str, value: Any, where: str) -> str:
         here = nested
     here[keys[-1]] = _styled_like(here.get(keys[-1]), value)
     edited = _dump(yaml, document)
-    spliced = _splice(text, baseline, edited)
-    if spliced is not None and _plain(load_document(spliced, where)) == _plain(document):
-        return spliced
-    return edited
+    result = _splice(text, baseline, edited)
+    if result is None or _plain(load_document(result, where)) != _plain(document):
+        result = edited
+    kept = _keep_value_position(text, result, keys, where)
+    if kept is not None and _plain(load_document(kept, where)) == _plain(document):
+        return kept
+    return result
+
+
+def _value_position(document: CommentedMap, keys: list[str]) -> tuple[int, int, int] | None:
+    """(key line, value line, value column) of keys in document, 0-based, or None."""
+    parent: Any = document
+    for key in keys[:-1]:
+        parent = parent.get(key) if isinstance(parent, CommentedMap) else None
+    if not isinstance(parent, CommentedMap) or keys[-1] not in parent:
+        return None
+    if isinstance(parent[keys[-1]], CommentedMap | CommentedSeq):
+        return None
+    try:
+        key_line, _ = parent.lc.key(keys[-1])
+        value_line, value_column = parent.lc.value(keys[-1])
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return key_line, value_line, value_column
+
+
+def _keep_value_position(original: str, edited: str, keys: list[str], where: str) -> str | None:
+    """Keep the original spacing before a replaced scalar (`key:   90` stays `key:   85`)."""
+    before = _value_position(load_document(original, where), keys)
+    after = _value_position(load_document(edited, where), keys)
+    if before is None or after is None:
+        return None
+    key_line, value_line, column = before
+    new_key_line, new_value_line, new_column = after
+    if key_line != value_line or new_key_line != new_value_line:
+        return None  # a value on its own line: leave ruamel's layout
+    original_lines = original.splitlines(keepends=True)
+    edited_lines = edited.splitlines(keepends=True)
+    prefix = original_lines[key_line][:column]
+    edited_lines[new_value_line] = prefix + edited_lines[new_value_line][new_column:]
+    return "".join(edited_lines)
