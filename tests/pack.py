@@ -1,0 +1,174 @@
+"""Shared helpers for the template-pack tests: flag combinations, cluster.yaml values, rendering.
+
+Every pack test renders through the real CLI (`makeflux render`) with the repo's makeflux.toml,
+so a test sees exactly what a user's `makeflux render` would write.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from click.testing import CliRunner
+
+from makeflux.cli import cli
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_FILE = REPO_ROOT / "makeflux.toml"
+SCHEMA_FILE = REPO_ROOT / "schemas" / "cluster.schema.json"
+SAMPLE_FILE = REPO_ROOT / "cluster.sample.yaml"
+
+# The flags whose every valid combination the pack must render correctly.
+FLAG_CHOICES: dict[str, tuple[Any, ...]] = {
+    "monitoring_enabled": (False, True),
+    "monitoring_stack": ("victoriametrics", "prometheus"),
+    "loki_enabled": (False, True),
+    "tracing_enabled": (False, True),
+    "hubble_enabled": (False, True),
+    "hubble_ui_enabled": (False, True),
+    "monitoring_alerts_enabled": (False, True),
+}
+
+# Short names for test ids: "mon-vm-loki-trace-hub-ui-alerts".
+_ID_PARTS = {
+    "loki_enabled": "loki",
+    "tracing_enabled": "trace",
+    "hubble_enabled": "hub",
+    "hubble_ui_enabled": "ui",
+    "monitoring_alerts_enabled": "alerts",
+}
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+
+
+def schema_defaults() -> dict[str, Any]:
+    """Every top-level variable at its schema default (what validation fills in)."""
+    return {name: spec["default"] for name, spec in load_schema()["properties"].items()}
+
+
+def schema_errors(values: Mapping[str, Any]) -> list[str]:
+    """The schema's complaints about `values` (empty when valid)."""
+    validator = jsonschema.Draft202012Validator(
+        load_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return [error.message for error in validator.iter_errors(dict(values))]
+
+
+def cluster_values(**overrides: Any) -> dict[str, Any]:
+    """Schema defaults with `overrides` applied: a complete cluster.yaml mapping."""
+    unknown = set(overrides) - set(load_schema()["properties"])
+    if unknown:
+        raise KeyError(f"not pack variables: {sorted(unknown)}")
+    return {**schema_defaults(), **overrides}
+
+
+def sample_values() -> dict[str, Any]:
+    """cluster.sample.yaml's values with schema defaults for anything it leaves out."""
+    return {**schema_defaults(), **(yaml.safe_load(SAMPLE_FILE.read_text(encoding="utf-8")) or {})}
+
+
+def all_valid_combinations() -> list[dict[str, Any]]:
+    """Every flag combination the schema accepts, as complete cluster.yaml mappings.
+
+    With monitoring off, the stack choice still matters to nothing, but it is a valid input,
+    so it is rendered too (it must produce the same empty monitoring tree).
+    """
+    combinations = []
+    names = list(FLAG_CHOICES)
+    for choice in itertools.product(*FLAG_CHOICES.values()):
+        values = cluster_values(**dict(zip(names, choice, strict=True)))
+        if not schema_errors(values):
+            combinations.append(values)
+    return combinations
+
+
+def combination_id(values: Mapping[str, Any]) -> str:
+    """A readable pytest id for one combination."""
+    if not values["monitoring_enabled"]:
+        parts = ["off", "vm" if values["monitoring_stack"] == "victoriametrics" else "prom"]
+    else:
+        parts = ["vm" if values["monitoring_stack"] == "victoriametrics" else "prom"]
+    parts += [short for flag, short in _ID_PARTS.items() if values[flag]]
+    return "-".join(parts)
+
+
+def render_pack(tmp_path: Path, values: Mapping[str, Any]) -> Path:
+    """Render the pack for `values` through `makeflux render`; returns the output root.
+
+    The tree lands in `tmp_path / "out"` (so `out/kubernetes/...`); cluster.yaml is written
+    next to it. Raises AssertionError with the CLI's output when the render fails.
+    """
+    data_file = tmp_path / "cluster.yaml"
+    data_file.write_text(yaml.safe_dump(dict(values), sort_keys=False), encoding="utf-8")
+    output = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "render",
+            "--config",
+            str(SETTINGS_FILE),
+            "--data",
+            str(data_file),
+            "--output",
+            str(output),
+        ],
+    )
+    assert result.exit_code == 0, f"makeflux render failed ({result.exit_code}):\n{result.output}"
+    return output
+
+
+def rendered_files(root: Path) -> Iterator[Path]:
+    """Every file of a rendered tree, sorted."""
+    return iter(sorted(p for p in root.rglob("*") if p.is_file()))
+
+
+def rendered_paths(root: Path) -> set[str]:
+    """The rendered tree as a set of POSIX paths relative to `root`."""
+    return {p.relative_to(root).as_posix() for p in rendered_files(root)}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that fails on duplicate mapping keys instead of keeping the last one."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def load_documents(path: Path) -> list[Any]:
+    """All YAML documents of a file (empty ones dropped); duplicate keys raise."""
+    text = path.read_text(encoding="utf-8")
+    return [doc for doc in yaml.load_all(text, Loader=_UniqueKeyLoader) if doc is not None]
+
+
+def kubernetes_documents(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(file, document) for every document in every YAML file of a rendered tree."""
+    for path in rendered_files(root):
+        if path.suffix in (".yaml", ".yml"):
+            for doc in load_documents(path):
+                yield path, doc
