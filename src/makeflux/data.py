@@ -203,4 +203,5 @@ def _kind(value: Any) -> str:
         return "list"
     if value is None:
         return "null"
-    return type(value).__name__
+    names = {"str": "string", "int": "number", "float": "number", "bool": "boolean"}
+    return names.get(type(value).__name__, type(value).__name__)

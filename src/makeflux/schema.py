@@ -38,10 +38,12 @@ _RANK = {
     "required": 1,
     "enum": 2,
     "const": 2,
-    "format": 3,
-    "pattern": 3,
+    "maxLength": 3,
+    "minLength": 3,
+    "format": 4,
+    "pattern": 4,
 }
-_RANK_OTHER = 4
+_RANK_OTHER = 5
 _RANK_CROSS_FIELD = 9
 
 _TYPE_WORDS = {
@@ -421,10 +423,10 @@ def _unknown_key_findings(
     for key in value if isinstance(value, Mapping) else ():
         if key in declared or any(re.search(p, key) for p in patterns):
             continue
-        matches = difflib.get_close_matches(key, declared, n=1, cutoff=0.6)
-        if matches:
-            hint = f"did you mean '{matches[0]}'?"
-            suggestion: KeyPath | None = (*path, matches[0])
+        match = _closest(key, declared)
+        if match:
+            hint = f"did you mean '{match}'?"
+            suggestion: KeyPath | None = (*path, match)
         else:
             hint = "not a setting the schema declares; check the spelling or remove it"
             suggestion = None
@@ -770,10 +772,15 @@ def _and_list(items: list[str]) -> str:
 
 
 def _did_you_mean(value: Any, choices: list[str]) -> str:
-    if not isinstance(value, str):
-        return ""
-    matches = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    return f"; did you mean '{matches[0]}'?" if matches else ""
+    match = _closest(value, choices) if isinstance(value, str) else None
+    return f"; did you mean '{match}'?" if match else ""
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    """The choice `word` is most likely a typo of, ignoring case ('DSR' → 'dsr')."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    matches = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[matches[0]] if matches else None
 
 
 def _described(schema: Any) -> str:

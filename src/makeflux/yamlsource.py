@@ -37,8 +37,10 @@ def yaml_error_problem(path: Path, exc: yaml.YAMLError) -> Problem:
         message += (
             f" ({exc.context} that starts at {context_mark.line + 1}:{context_mark.column + 1})"
         )
-    if exc.problem and "duplicate key" not in exc.problem:
-        message += _syntax_hint(exc.problem)
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        # Well-formed YAML with a wrong value (a duplicate key): the message says it all.
+        return Problem(message, where, mark.line + 1, mark.column + 1)
+    message += _syntax_hint(exc.problem or "")
     source_line = _source_line(text, mark.line)
     if source_line is not None:
         message += "\n" + caret_excerpt(source_line, mark.line + 1, mark.column + 1)
@@ -54,7 +56,7 @@ def caret_excerpt(source_line: str, line: int, column: int) -> str:
 
 def _syntax_hint(problem: str) -> str:
     if "mapping values are not allowed" in problem:
-        return "; a value containing ': ' must be quoted"
+        return "; quote a value that contains ': ', or check this line's indentation"
     if "found character '\\t'" in problem:
         return "; indent with spaces, not tabs"
     if "found undefined alias" in problem:
