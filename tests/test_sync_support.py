@@ -28,7 +28,9 @@ TEMPLATES = {
         "#% if tracing %#\nkind: Tempo\nname: #{ name }#-tempo\n#% endif %#\n"
     ),
     "apps/tracing/tempo/agent.yaml.j2": "#% if tracing %#\nkind: Agent\n#% endif %#\n",
-    "apps/tracing/kustomization.yaml.j2": "#% if tracing %#\nresources: [tempo]\n#% endif %#\n",
+    "apps/tracing/kustomization.yaml.j2": (
+        "#% if tracing %#\nresources: [tempo/tempo.yaml, tempo/agent.yaml]\n#% endif %#\n"
+    ),
     "apps/secret.sops.yaml.j2": "password: #{ password }#\n",
     "apps/empty.yaml.j2": "#| always empty #|\n",
 }

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
-import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import click
 
+from makeflux import output
+from makeflux.lint.findings import ERROR, Finding, format_findings
 from makeflux.sync import CREATE, DELETE, ENCRYPTED, RECREATE, UNCHANGED, UPDATE, Plan
 
 CHECK_HINT = "run makeflux render and commit"
@@ -32,13 +33,9 @@ class Change:
     diff: str | None = None  # unified diff, for UPDATE of text files
 
 
-def use_colour(stream: object = None) -> bool:
+def use_colour(stream: IO[Any] | None = None) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    stream = stream if stream is not None else sys.stdout
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+    return output.colour_enabled(stream)
 
 
 def summary_line(plan: Plan) -> str:
@@ -171,8 +168,8 @@ def plan_summary(plan: Plan) -> str:
     return line
 
 
-def plan_json(plan: Plan, *, for_check: bool = False) -> str:
-    """A machine-readable report of a plan (or of check's drift)."""
+def plan_json(plan: Plan, *, for_check: bool = False, findings: list[Finding] | None = None) -> str:
+    """A machine-readable report of a plan (or of check's drift, with its lint findings)."""
     changes = plan_changes(plan, for_check=for_check)
     document = {
         "changed": bool(changes),
@@ -199,6 +196,8 @@ def plan_json(plan: Plan, *, for_check: bool = False) -> str:
         ],
         "skipped": [{"path": p, "reason": r} for p, r in skipped(plan, for_check=for_check)],
     }
+    if findings is not None:
+        document["lint"] = [asdict(f) for f in sorted(findings)]
     if for_check:
         document["in_sync"] = not changes
         if changes:
@@ -262,9 +261,26 @@ def echo_lines(lines: list[str], *, err: bool = False, colour: bool | None = Non
         click.echo(line, err=err, color=colour)
 
 
+def info_lines(lines: list[str]) -> None:
+    """Progress and summary lines (hidden by --quiet)."""
+    for line in lines:
+        output.info(line)
+
+
 def error_lines(lines: list[str]) -> None:
     for line in lines:
         click.echo(line, err=True)
+
+
+def lint_lines(findings: list[Finding], fmt: str = "text") -> list[str]:
+    """Lint findings in the format of the command that ran lint (text, github; json is nested)."""
+    text = format_findings(findings, fmt)
+    return text.splitlines() if text else []
+
+
+def lint_summary(findings: list[Finding]) -> str:
+    errors = sum(1 for f in findings if f.severity == ERROR)
+    return f"makeflux: lint: {errors} error(s), {len(findings) - errors} warning(s)"
 
 
 def _change_line(change: Change, colour: bool) -> str:

@@ -1,4 +1,4 @@
-"""makeflux check: render in memory and fail when the committed tree has drifted (for CI)."""
+"""makeflux check: render in memory, lint, and fail when the committed tree has drifted (CI)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from makeflux import pipeline, report, sync
+from makeflux import lint, pipeline, report, sync
 from makeflux.commands.common import pipeline_options, run_options
 from makeflux.errors import EXIT_CHANGES
 
@@ -21,6 +21,7 @@ from makeflux.errors import EXIT_CHANGES
     show_default=True,
     help="github: ::error annotations for GitHub Actions; json: for tools.",
 )
+@click.option("--no-lint", is_flag=True, help="Skip the lint checks of the rendered tree.")
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -29,18 +30,26 @@ def check(
     data_files: tuple[Path, ...],
     output: Path | None,
     output_format: str,
+    no_lint: bool,
 ) -> None:
-    """Exit 0 when the files on disk are what the templates render, 1 on drift, 2 on bad input."""
+    """Exit 0 when the files on disk are what the templates render, 1 on drift (or lint
+    errors), 2 on bad input. Writes nothing."""
     run = pipeline.build(run_options(config, overrides, data_files, output))
+    findings = None if no_lint else lint.run(run)
     the_plan = sync.plan_run(run, ignore_guard=True)
-    report.echo_lines(the_plan.notes, err=True)
+    report.error_lines(the_plan.notes)
     drift = bool(report.plan_changes(the_plan, for_check=True, with_diff=False))
+    lint_failed = findings is not None and lint.exit_status(findings) != 0
     if output_format == "json":
-        report.echo(report.plan_json(the_plan, for_check=True))
+        report.echo(report.plan_json(the_plan, for_check=True, findings=findings))
     elif output_format == "github":
-        report.echo_lines(report.check_github(the_plan))
+        lint_annotations = report.lint_lines(findings or [], "github")
+        report.echo_lines(report.check_github(the_plan) + lint_annotations)
     else:
         colour = report.use_colour()
-        report.echo_lines(report.check_text(the_plan, colour=colour), colour=colour)
-    if drift:
+        lines = report.check_text(the_plan, colour=colour)
+        if findings:
+            lines += [*report.lint_lines(findings), report.lint_summary(findings)]
+        report.echo_lines(lines, colour=colour)
+    if drift or lint_failed:
         ctx.exit(EXIT_CHANGES)
