@@ -211,3 +211,26 @@ def test_set_as_a_real_process_then_render_sees_the_value(project: Path) -> None
         check=False,
     )
     assert "current:  30d (cluster.yaml)" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key"),
+    [
+        ("node_memory_threshold=85", "node_memory_threshold"),
+        ("cluster_name=lab", "cluster_name"),
+        ("monitoring_stack=prometheus", "monitoring_stack"),
+        ("grafana_ingress_class=nginx", "grafana_ingress_class"),
+    ],
+)
+def test_on_the_shipped_sample_only_the_key_line_changes(
+    project: Path, assignment: str, key: str
+) -> None:
+    sample = (REPO / "cluster.sample.yaml").read_text()
+    (project / "cluster.yaml").write_text(sample)
+    result = set_values(assignment)
+    assert result.exit_code == 0, result.output
+    after = (project / "cluster.yaml").read_text()
+    changes = changed_lines(sample, after)
+    assert len(changes) == 2
+    assert changes[0].startswith(f"-{key}: ") and changes[1].startswith(f"+{key}: ")
+    assert yaml.safe_load(after)[key] == yaml.safe_load(f"v: {assignment.split('=')[1]}")["v"]

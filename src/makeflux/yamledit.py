@@ -83,6 +83,9 @@ def _styled_like(old: Any, new: Any) -> Any:
     if isinstance(new, list) and not isinstance(new, CommentedSeq):
         new = CommentedSeq(new)
     if isinstance(old, CommentedSeq) and isinstance(new, CommentedSeq) and old and new:
+        # New items quoted the way the old items were ("192.168.1.10" stays quoted).
+        for index, item in enumerate(new):
+            new[index] = _styled_like(old[0], item)
         # ruamel keeps the comment lines after a list on its last item: move them along.
         trailing = old.ca.items.get(len(old) - 1)
         if trailing is not None:
