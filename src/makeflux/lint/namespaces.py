@@ -17,7 +17,20 @@ def check_namespaces(placed: Placements) -> list[Finding]:
             continue
         key = (doc.group, doc.kind, placement.namespace, doc.name)
         first = first_seen.setdefault(key, placement)
-        if first is not placement and (first.doc.path, first.doc.index) != (doc.path, doc.index):
+        same_document = (first.doc.path, first.doc.index) == (doc.path, doc.index)
+        if first is not placement and same_document and first.owner != placement.owner:
+            findings.append(
+                Finding(
+                    doc.path,
+                    doc.line_of("metadata", "name"),
+                    ERROR,
+                    "namespace-duplicate",
+                    f"{doc.kind} '{doc.name}' is applied by two Flux Kustomizations, "
+                    f"{_owner(first)} and {_owner(placement)}; their paths overlap, so keep "
+                    "it under only one of them",
+                )
+            )
+        elif first is not placement and not same_document:
             where = f"namespace {placement.namespace}" if placement.namespace else "cluster-wide"
             findings.append(
                 Finding(
@@ -53,3 +66,7 @@ def check_namespaces(placed: Placements) -> list[Finding]:
 
 def _order(placement: Placement) -> tuple[str, int]:
     return placement.doc.path, placement.doc.index
+
+
+def _owner(placement: Placement) -> str:
+    return "/".join(placement.owner) if placement.owner else "the bootstrap"

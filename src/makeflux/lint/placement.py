@@ -214,19 +214,28 @@ class _Walker:
         """What kustomize-controller's generator includes: YAML files, and subdirectories with
         their own kustomization.yaml as a whole."""
         prefix = directory + "/" if directory else ""
-        kustomize_dirs: set[str] = set()
-        for path in sorted(self.tree.files):
-            if not path.startswith(prefix):
+        below = [p for p in sorted(self.tree.files) if p.startswith(prefix)]
+        kustomize_dirs = sorted(
+            {
+                posixpath.dirname(p)
+                for p in below
+                if posixpath.basename(p) in KUSTOMIZATION_NAMES
+                and posixpath.dirname(p) != directory
+            }
+        )
+        # the outermost kustomize directories stand for everything below them
+        outermost = [
+            d
+            for d in kustomize_dirs
+            if not any(d.startswith(other + "/") for other in kustomize_dirs)
+        ]
+        yield from outermost
+        for path in below:
+            if not path.endswith(YAML_SUFFIXES):
                 continue
-            parent = posixpath.dirname(path)
-            if any(parent == d or parent.startswith(d + "/") for d in kustomize_dirs):
+            if any(path.startswith(d + "/") for d in outermost):
                 continue
-            if posixpath.basename(path) in KUSTOMIZATION_NAMES and parent != directory:
-                kustomize_dirs.add(parent)
-                yield parent
-                continue
-            if path.endswith(YAML_SUFFIXES):
-                yield path
+            yield path
 
     def kustomize_dir(self, directory: str, context: Context) -> None:
         kfile = self.tree.kustomization_file(directory)

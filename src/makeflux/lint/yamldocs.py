@@ -160,6 +160,8 @@ def parse_file(path: str, content: bytes) -> ParsedFile:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         message = (exc.problem or str(exc)).strip()
+        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
         parsed.error = Finding(path, line, ERROR, "yaml-invalid", f"invalid YAML: {message}")
     except yaml.YAMLError as exc:
         parsed.error = Finding(path, 1, ERROR, "yaml-invalid", f"invalid YAML: {exc}")
