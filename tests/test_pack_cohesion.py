@@ -1,0 +1,219 @@
+"""Cohesion: across all HelmReleases of a rendered combination, exactly one Grafana, one
+Alertmanager, one node-exporter and one kube-state-metrics are enabled (none with monitoring off),
+and Loki's chart deploys neither Grafana nor promtail.
+
+Each chart switches its components with its own values keys and defaults; the table below is taken
+from the charts' values.yaml / Chart.yaml dependency conditions:
+- victoria-metrics-k8s-stack: grafana.enabled, alertmanager.enabled,
+  prometheus-node-exporter.enabled, kube-state-metrics.enabled (all default true);
+- kube-prometheus-stack: grafana.enabled, alertmanager.enabled, nodeExporter.enabled,
+  kubeStateMetrics.enabled (all default true);
+- loki (6.x): no Grafana or promtail subchart at all, so only an explicit `enabled: true` would be
+  a mistake worth catching (the guide sets both to false).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.pack import all_valid_combinations, combination_id, render_pack
+
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
+COMPONENTS = ("grafana", "alertmanager", "node-exporter", "kube-state-metrics")
+
+# chart → component → (values path, default when the path is absent). A chart that *is* the
+# component (e.g. the grafana chart) has an empty path: it is on whenever it is released.
+CHART_COMPONENTS: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
+    "victoria-metrics-k8s-stack": {
+        "grafana": (("grafana", "enabled"), True),
+        "alertmanager": (("alertmanager", "enabled"), True),
+        "node-exporter": (("prometheus-node-exporter", "enabled"), True),
+        "kube-state-metrics": (("kube-state-metrics", "enabled"), True),
+    },
+    "kube-prometheus-stack": {
+        "grafana": (("grafana", "enabled"), True),
+        "alertmanager": (("alertmanager", "enabled"), True),
+        "node-exporter": (("nodeExporter", "enabled"), True),
+        "kube-state-metrics": (("kubeStateMetrics", "enabled"), True),
+    },
+    "loki": {
+        "grafana": (("grafana", "enabled"), False),
+        "promtail": (("promtail", "enabled"), False),
+    },
+    "grafana": {"grafana": ((), True)},
+    "alertmanager": {"alertmanager": ((), True)},
+    "prometheus-node-exporter": {"node-exporter": ((), True)},
+    "kube-state-metrics": {"kube-state-metrics": ((), True)},
+    "promtail": {"promtail": ((), True)},
+}
+
+
+def cached_render(factory: pytest.TempPathFactory, values: Mapping[str, Any]) -> Path:
+    """Render once per session per distinct values; other pack test modules reuse the tree."""
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+    slot = factory.getbasetemp() / "pack-trees" / f"{combination_id(values)}-{digest}"
+    if not (slot / ".rendered").exists():
+        shutil.rmtree(slot, ignore_errors=True)
+        slot.mkdir(parents=True)
+        render_pack(slot, values)
+        (slot / ".rendered").touch()
+    return slot / "out"
+
+
+def documents(tree: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in sorted(tree.rglob("*.yaml")):
+        for doc in yaml.load_all(path.read_text(), Loader=SafeLoader):
+            if isinstance(doc, dict):
+                yield path.relative_to(tree).as_posix(), doc
+
+
+def lookup(values: Any, path: tuple[str, ...], default: Any) -> Any:
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return default
+        values = values[key]
+    return values
+
+
+def chart_name(release: dict[str, Any], sources: dict[tuple[str, str], dict[str, Any]]) -> str:
+    """The chart a HelmRelease installs: chart.spec.chart, or the chart its chartRef names."""
+    spec = release.get("spec") or {}
+    if (spec.get("chart") or {}).get("spec"):
+        return str(spec["chart"]["spec"]["chart"]).rsplit("/", 1)[-1]
+    ref = spec.get("chartRef") or {}
+    source = sources.get((str(ref.get("kind")), str(ref.get("name"))), {})
+    if ref.get("kind") == "OCIRepository":
+        return str((source.get("spec") or {}).get("url", "")).rstrip("/").rsplit("/", 1)[-1]
+    return str((source.get("spec") or {}).get("chart", ""))
+
+
+@cache
+def helm_releases(tree: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """(file, chart, values) of every HelmRelease in the tree."""
+    docs = list(documents(tree))
+    sources = {
+        (str(d.get("kind")), str((d.get("metadata") or {}).get("name"))): d
+        for _, d in docs
+        if str(d.get("apiVersion", "")).startswith("source.toolkit")
+    }
+    return [
+        (file, chart_name(d, sources), (d.get("spec") or {}).get("values") or {})
+        for file, d in docs
+        if d.get("kind") == "HelmRelease"
+    ]
+
+
+def enabled_components(tree: Path) -> tuple[Counter[str], dict[str, list[str]]]:
+    """How many of each component are on across all HelmReleases, and which releases."""
+    counts: Counter[str] = Counter()
+    where: dict[str, list[str]] = {}
+    for file, chart, values in helm_releases(tree):
+        for component, (path, default) in CHART_COMPONENTS.get(chart, {}).items():
+            if lookup(values, path, default) is True:
+                counts[component] += 1
+                where.setdefault(component, []).append(f"{file} ({chart})")
+    return counts, where
+
+
+@pytest.fixture(scope="module")
+def rendered_trees(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict, Path]]:
+    return [
+        (combination_id(values), values, cached_render(tmp_path_factory, values))
+        for values in all_valid_combinations()
+    ]
+
+
+def test_exactly_one_of_each_shared_component(
+    rendered_trees: list[tuple[str, dict, Path]],
+) -> None:
+    failures = []
+    for combination, values, tree in rendered_trees:
+        counts, where = enabled_components(tree)
+        expected = 1 if values["monitoring_enabled"] else 0
+        for component in COMPONENTS:
+            if counts[component] != expected:
+                failures.append(
+                    f"[{combination}] {counts[component]} × {component} enabled "
+                    f"(expected {expected}): {where.get(component, [])}"
+                )
+        if counts["promtail"]:
+            failures.append(f"[{combination}] promtail is deployed: {where['promtail']}")
+    assert not failures, "\n".join(failures)
+
+
+def test_the_chosen_metrics_stack_is_the_only_one(
+    rendered_trees: list[tuple[str, dict, Path]],
+) -> None:
+    failures = []
+    for combination, values, tree in rendered_trees:
+        charts = Counter(chart for _, chart, _ in helm_releases(tree))
+        stacks = {
+            "victoriametrics": "victoria-metrics-k8s-stack",
+            "prometheus": "kube-prometheus-stack",
+        }
+        for choice, chart in stacks.items():
+            wanted = int(values["monitoring_enabled"] and values["monitoring_stack"] == choice)
+            if charts[chart] != wanted:
+                failures.append(f"[{combination}] {charts[chart]} × {chart} (expected {wanted})")
+        if charts["loki"] != int(values["loki_enabled"]):
+            failures.append(f"[{combination}] {charts['loki']} × loki")
+        if charts["tempo"] != int(values["tracing_enabled"]):
+            failures.append(f"[{combination}] {charts['tempo']} × tempo")
+    assert not failures, "\n".join(failures)
+
+
+def test_loki_deploys_neither_grafana_nor_promtail(
+    rendered_trees: list[tuple[str, dict, Path]],
+) -> None:
+    seen_loki = False
+    for combination, _values, tree in rendered_trees:
+        for file, chart, values in helm_releases(tree):
+            if chart != "loki":
+                continue
+            seen_loki = True
+            for component in ("grafana", "promtail"):
+                assert lookup(values, (component, "enabled"), False) is False, (
+                    f"[{combination}] {file}: loki's {component}.enabled must be false"
+                )
+    assert seen_loki, "no combination rendered a loki HelmRelease"
+
+
+# --- the counting itself must catch what it claims to catch -------------------------------------
+
+
+def write_release(tree: Path, name: str, chart: str, values: dict[str, Any]) -> None:
+    release = {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": name, "namespace": "monitoring"},
+        "spec": {"chartRef": {"kind": "OCIRepository", "name": name}, "values": values},
+    }
+    source = {
+        "apiVersion": "source.toolkit.fluxcd.io/v1",
+        "kind": "OCIRepository",
+        "metadata": {"name": name, "namespace": "monitoring"},
+        "spec": {"url": f"oci://ghcr.io/example/charts/{chart}", "ref": {"tag": "1.0.0"}},
+    }
+    (tree / name).mkdir(parents=True)
+    (tree / name / "helmrelease.yaml").write_text(yaml.safe_dump_all([release, source]))
+
+
+def test_counting_sees_chart_defaults_and_overrides(tmp_path: Path) -> None:
+    write_release(tmp_path, "vm", "victoria-metrics-k8s-stack", {"grafana": {"enabled": False}})
+    write_release(tmp_path, "kps", "kube-prometheus-stack", {"nodeExporter": {"enabled": False}})
+    write_release(tmp_path, "loki", "loki", {"grafana": {"enabled": True}})
+    counts, _ = enabled_components(tmp_path)
+    # vm: grafana off by override, the rest on by default; kps: node-exporter off; loki: grafana on
+    assert counts == Counter(
+        {"grafana": 2, "alertmanager": 2, "node-exporter": 1, "kube-state-metrics": 2}
+    )
