@@ -188,6 +188,71 @@ def test_loki_deploys_neither_grafana_nor_promtail(
     assert seen_loki, "no combination rendered a loki HelmRelease"
 
 
+def helm_fullname(release: dict[str, Any], chart: str, limit: int) -> str:
+    """Helm's `<chart>.fullname` helper: what the chart names its objects after."""
+    spec, values = release.get("spec") or {}, (release.get("spec") or {}).get("values") or {}
+    if values.get("fullnameOverride"):
+        return str(values["fullnameOverride"])[:limit].rstrip("-")
+    release_name = spec.get("releaseName") or str(release["metadata"]["name"])
+    name = str(values.get("nameOverride") or chart)
+    full = release_name if name in release_name else f"{release_name}-{name}"
+    return full[:limit].rstrip("-")
+
+
+def metrics_receiver(tree: Path) -> tuple[str, str] | None:
+    """(expected remote-write URL, problem or '') for the stack's metrics store, or None."""
+    docs = [doc for _, doc in documents(tree)]
+    sources = {
+        (str(d.get("kind")), str(d["metadata"]["name"])): d
+        for d in docs
+        if str(d.get("apiVersion", "")).startswith("source.toolkit")
+    }
+    for doc in docs:
+        if doc.get("kind") != "HelmRelease":
+            continue
+        chart, values = chart_name(doc, sources), doc["spec"].get("values") or {}
+        namespace = doc["spec"].get("targetNamespace") or doc["metadata"].get("namespace")
+        if chart == "victoria-metrics-k8s-stack":
+            # The operator names vmsingle's Service vmsingle-<VMSingle name>; it listens on 8428.
+            port = lookup(values, ("vmsingle", "spec", "port"), "8428")
+            host = f"vmsingle-{helm_fullname(doc, chart, 63)}.{namespace}.svc"
+            off = lookup(values, ("vmsingle", "enabled"), True) is not True
+            return f"http://{host}:{port}/api/v1/write", "vmsingle is disabled" if off else ""
+        if chart == "kube-prometheus-stack":
+            # kube-prometheus-stack truncates its fullname to 26 characters.
+            host = f"{helm_fullname(doc, chart, 26)}-prometheus.{namespace}.svc"
+            receiver = ("prometheus", "prometheusSpec", "enableRemoteWriteReceiver")
+            off = lookup(values, receiver, False) is not True
+            problem = "Prometheus has no remote-write receiver (enableRemoteWriteReceiver)"
+            return f"http://{host}:9090/api/v1/write", problem if off else ""
+    return None
+
+
+def test_tempo_remote_writes_to_the_chosen_metrics_stack(
+    rendered_trees: list[tuple[str, dict, Path]],
+) -> None:
+    """Tempo's span metrics go to the metrics store that exists: vmsingle on 8428 (not vmagent's
+    8429), or Prometheus with its remote-write receiver on."""
+    failures, checked = [], 0
+    for combination, values, tree in rendered_trees:
+        if not values["tracing_enabled"]:
+            continue
+        receiver = metrics_receiver(tree)
+        tempo = [v for _, chart, v in helm_releases(tree) if chart == "tempo"]
+        if receiver is None or len(tempo) != 1:
+            failures.append(f"[{combination}] no metrics stack or no single Tempo to check")
+            continue
+        expected, problem = receiver
+        actual = lookup(tempo[0], ("tempo", "metricsGenerator", "remoteWriteUrl"), None)
+        if actual != expected:
+            failures.append(f"[{combination}] Tempo remote-writes to {actual}, not {expected}")
+        if problem:
+            failures.append(f"[{combination}] {problem}")
+        checked += 1
+    assert checked, "no combination has tracing on"
+    assert not failures, "\n".join(failures)
+
+
 # --- the counting itself must catch what it claims to catch -------------------------------------
 
 
