@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from makeflux import cache, parallel
 from makeflux.environment import JinjaSetup, build_environment
 from makeflux.errors import Problem, TemplateError
 from makeflux.errors import display_path as _display
@@ -88,9 +89,14 @@ def render_tree(
 ) -> RenderedTree:
     """Render every template in memory. Raises TemplateError listing every failing template."""
     setup = setup or build_environment(settings, data)
+    if setup.env.bytecode_cache is None:
+        # Attached once plugins are loaded: the cache key covers the filters and tests they add.
+        setup.env.bytecode_cache = cache.for_environment(setup.env)
     tree = RenderedTree(root=settings.output)
     problems: list[Problem] = []
-    for source in discover_sources(settings, setup):
+    sources = discover_sources(settings, setup)
+    outcomes = render_templates(setup.env, [s for s in sources if s.is_template], settings)
+    for source in sources:
         if not source.is_template:
             try:
                 tree.files[source.output] = source.path.read_bytes()
@@ -100,15 +106,14 @@ def render_tree(
             tree.sources[source.output] = source.path
             tree.copy_stat.add(source.output)
             continue
-        try:
-            text = render_one(setup.env, source, settings)
-        except _RenderFailure as failure:
-            problems.append(failure.problem)
+        outcome = outcomes[source.output]
+        if isinstance(outcome, Problem):
+            problems.append(outcome)
             continue
-        if not text.strip() and not settings.keep_empty:
+        if outcome is None:
             tree.skipped_empty.append(source.output)
             continue
-        tree.files[source.output] = text.encode("utf-8")
+        tree.files[source.output] = outcome
         tree.sources[source.output] = source.path
         if settings.copy_metadata:
             tree.copy_stat.add(source.output)
@@ -119,17 +124,57 @@ def render_tree(
     return tree
 
 
+def render_templates(
+    env: jinja2.Environment, templates: list[SourceFile], settings: Settings
+) -> dict[str, bytes | Problem | None]:
+    """Output path → rendered bytes, None (rendered empty, skipped) or the Problem it had.
+
+    Uses both cores when the work is big enough to pay for a fork (see makeflux.parallel).
+    """
+    # Every template reads env.globals in place (no per-template copy of the whole data).
+    context = env.globals
+
+    def outcome(source: SourceFile) -> bytes | Problem | None:
+        try:
+            text = render_one(env, source, settings, context)
+        except _RenderFailure as failure:
+            return failure.problem
+        if not text.strip() and not settings.keep_empty:
+            return None
+        return text.encode("utf-8")
+
+    results = parallel.map_adaptive(outcome, templates)
+    return {source.output: result for source, result in zip(templates, results, strict=True)}
+
+
 class _RenderFailure(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem
 
 
-def render_one(env: jinja2.Environment, source: SourceFile, settings: Settings) -> str:
-    """Render one template to text, turning any failure into a one-line Problem."""
+def render_one(
+    env: jinja2.Environment,
+    source: SourceFile,
+    settings: Settings,
+    context: Mapping[str, Any] | None = None,
+) -> str:
+    """Render one template to text, turning any failure into a one-line Problem.
+
+    `context` (env.globals) is read in place instead of being copied for each template, which
+    Template.render would do; the result is the same.
+    """
     try:
         template = env.get_template(source.name)
-        return template.render(_file_data(source.name, settings))
+        file_data = _file_data(source.name, settings)
+        if context is None or env.is_async:
+            return template.render(file_data)
+        variables = dict(context, **file_data) if file_data else context
+        jinja_context = template.new_context(variables, shared=True)  # type: ignore[arg-type]
+        try:
+            return env.concat(template.root_render_func(jinja_context))  # type: ignore[attr-defined]
+        except Exception:
+            env.handle_exception()  # re-raises with the template's file and line in the traceback
     except jinja2.TemplateSyntaxError as exc:
         path = exc.filename or str(source.path)
         raise _RenderFailure(

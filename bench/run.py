@@ -1,0 +1,320 @@
+"""Time makejinja and makeflux side by side on generated trees (see bench/README.md).
+
+    python bench/run.py                       # scales 1, 10 and 30
+    python bench/run.py --scale 1 --repeat 9  # just the 1x tree, more samples
+
+For each scale it generates the tree (deterministic from --seed), renders it once with each
+tool and stops unless both trees are byte-identical, then times, alternating the tools in every
+round: makejinja render (into an empty directory), makeflux render cold (empty output, empty
+compiled-template cache), makeflux render warm (the second run: cache filled, nothing changed),
+makeflux check and makeflux plan (nothing changed). It prints medians, min-max, the
+makejinja/makeflux ratio and peak memory per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from generate import TreeStats, generate
+
+MANIFEST_FILE = ".makeflux-manifest.json"
+
+
+@dataclass
+class Sample:
+    seconds: float
+    max_rss_kb: int  # the largest single process (wait4's ru_maxrss)
+    tree_pss_kb: int  # peak of the summed PSS over the process and its children (sampled)
+    returncode: int
+
+
+@dataclass
+class Row:
+    label: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def seconds(self) -> list[float]:
+        return [s.seconds for s in self.samples]
+
+
+def find_tool(name: str) -> str | None:
+    """The console script installed next to this Python (no pyenv shims), else one on PATH."""
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    if candidate.is_file():
+        return str(candidate)
+    return shutil.which(name)
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError, ValueError):
+                todo.extend(int(c) for c in task.read_text().split())
+    return pids
+
+
+def pss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+class MemorySampler(threading.Thread):
+    """Peak PSS of a process and its children (forked workers share pages; PSS counts them once)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_kb = 0
+        self.done = threading.Event()
+        self.enabled = Path("/proc/self/smaps_rollup").exists()
+
+    def run(self) -> None:
+        while self.enabled and not self.done.is_set():
+            total = sum(pss_kb(p) for p in process_tree(self.pid))
+            self.peak_kb = max(self.peak_kb, total)
+            self.done.wait(0.005)
+
+
+def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> Sample:
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        sampler = MemorySampler(proc.pid)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        sampler.done.set()
+        sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode not in (0,):
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace").strip().splitlines()[-5:]
+            command = " ".join(argv)
+            raise SystemExit(f"{command} exited {proc.returncode} in {cwd}:\n" + "\n".join(tail))
+    max_rss_kb = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss // 1024
+    return Sample(seconds, max_rss_kb, sampler.peak_kb, proc.returncode)
+
+
+def tree_files(root: Path) -> dict[str, bytes]:
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
+
+
+def compare_trees(expected: Path, actual: Path) -> list[str]:
+    """Differences between two output trees (paths and bytes); empty when identical."""
+    left, right = tree_files(expected), tree_files(actual)
+    problems = [f"only in {expected.name}: {p}" for p in sorted(left.keys() - right.keys())]
+    problems += [f"only in {actual.name}: {p}" for p in sorted(right.keys() - left.keys())]
+    problems += [f"differs: {p}" for p in sorted(left.keys() & right.keys()) if left[p] != right[p]]
+    return problems
+
+
+@dataclass
+class Tools:
+    makejinja_path: str
+    makeflux_path: str
+    lint: bool  # pass --no-lint to makeflux render/check when False
+
+    def makejinja_render(self, out: Path) -> list[str]:
+        return [self.makejinja_path, "--output", str(out)]
+
+    def makeflux(self, command: str, out: Path) -> list[str]:
+        argv = [self.makeflux_path, "-q", command, "-o", str(out)]
+        if not self.lint and command in ("render", "check"):
+            argv.append("--no-lint")
+        return argv
+
+
+def reset_output(project: Path, out: Path) -> None:
+    shutil.rmtree(out, ignore_errors=True)
+    (project / MANIFEST_FILE).unlink(missing_ok=True)
+
+
+def verify_identical(project: Path, tools: Tools, env: dict[str, str], cache: Path) -> int:
+    """Render once with each tool (makeflux from an empty cache) and compare; the file count."""
+    out_mj, out_mf = project / "out-makejinja", project / "out-makeflux"
+    shutil.rmtree(out_mj, ignore_errors=True)
+    reset_output(project, out_mf)
+    shutil.rmtree(cache, ignore_errors=True)
+    measure(tools.makejinja_render(out_mj), project, env)
+    measure(tools.makeflux("render", out_mf), project, env)
+    problems = compare_trees(out_mj, out_mf)
+    if problems:
+        listing = "\n  ".join(problems[:20])
+        raise SystemExit(f"the trees differ ({len(problems)} paths), no timings:\n  {listing}")
+    return len(tree_files(out_mj))
+
+
+def available_commands(tools: Tools) -> set[str]:
+    listing = subprocess.run(
+        [tools.makeflux_path, "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    commands = set()
+    in_commands = False
+    for line in listing.splitlines():
+        if line.strip() == "Commands:":
+            in_commands = True
+        elif in_commands and line.startswith("  ") and line.strip():
+            commands.add(line.split()[0])
+    return commands
+
+
+def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
+    workdir: Path = args.workdir
+    project = workdir / f"tree-x{scale:g}"
+    shutil.rmtree(project, ignore_errors=True)
+    stats = generate(project, scale, args.seed)
+    cache = workdir / f"cache-x{scale:g}"
+    env = dict(os.environ, MAKEFLUX_CACHE_DIR=str(cache))
+    files = verify_identical(project, tools, env, cache)
+    print(
+        f"\n== {scale:g}x: {stats.templates} templates ({stats.template_bytes / 1e6:.2f} MB), "
+        f"{stats.data_keys} data keys, {files} output files: identical trees ==",
+        flush=True,
+    )
+    commands = available_commands(tools)
+    out_mj, out_mf = project / "out-makejinja", project / "out-makeflux"
+    rows = {
+        key: Row(label)
+        for key, label in [
+            ("makejinja", "makejinja render"),
+            ("cold", "makeflux render (cold)"),
+            ("warm", "makeflux render (warm)"),
+            ("check", "makeflux check"),
+            ("plan", "makeflux plan"),
+        ]
+    }
+    repeat = args.repeat or max(3, round(7 / max(1.0, scale**0.5)))
+    for _ in range(repeat):
+        shutil.rmtree(out_mj, ignore_errors=True)
+        rows["makejinja"].samples.append(measure(tools.makejinja_render(out_mj), project, env))
+        reset_output(project, out_mf)
+        shutil.rmtree(cache, ignore_errors=True)
+        rows["cold"].samples.append(measure(tools.makeflux("render", out_mf), project, env))
+        rows["warm"].samples.append(measure(tools.makeflux("render", out_mf), project, env))
+        for command in ("check", "plan"):
+            if command in commands:
+                rows[command].samples.append(measure(tools.makeflux(command, out_mf), project, env))
+    problems = compare_trees(out_mj, out_mf)
+    if problems:
+        raise SystemExit(f"the trees differ after timing: {problems[:5]}")
+    print_table(rows)
+    return {
+        "scale": scale,
+        "tree": asdict(stats),
+        "output_files": files,
+        "repeat": repeat,
+        "rows": {k: [asdict(s) for s in r.samples] for k, r in rows.items()},
+    }
+
+
+def print_table(rows: dict[str, Row]) -> None:
+    baseline = statistics.median(rows["makejinja"].seconds())
+    print(f"{'':26} {'median':>8} {'min-max':>15} {'mj/mf':>7} {'max RSS':>9} {'peak PSS':>9}")
+    for key, row in rows.items():
+        if not row.samples:
+            print(f"{row.label:26} {'n/a (command not available)':>40}")
+            continue
+        seconds = row.seconds()
+        median = statistics.median(seconds)
+        ratio = "" if key == "makejinja" else f"{baseline / median:6.1f}x"
+        rss = max(s.max_rss_kb for s in row.samples) / 1024
+        pss = max(s.tree_pss_kb for s in row.samples) / 1024
+        print(
+            f"{row.label:26} {median:7.3f}s {min(seconds):6.3f}-{max(seconds):6.3f}s "
+            f"{ratio:>7} {rss:7.1f}MB {pss:7.1f}MB"
+        )
+
+
+def machine() -> dict[str, str]:
+    model = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_at_start": f"{load:.2f}",
+    }
+
+
+def tool_version(argv: list[str]) -> str:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return (result.stdout or result.stderr).strip().splitlines()[-1] if result.stdout else "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, nargs="+", default=[1, 10, 30])
+    parser.add_argument("--repeat", type=int, default=0, help="rounds per scale (default: by size)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory")
+    parser.add_argument("--keep", action="store_true", help="keep the generated trees")
+    parser.add_argument("--no-lint", action="store_true", help="pass --no-lint to makeflux")
+    parser.add_argument("--json", type=Path, default=None, help="also write the samples here")
+    parser.add_argument(
+        "--verify-only", action="store_true", help="generate and compare the trees, no timing"
+    )
+    args = parser.parse_args(argv)
+    makejinja, makeflux = find_tool("makejinja"), find_tool("makeflux")
+    if not makejinja or not makeflux:
+        print("need makejinja and makeflux: pip install -e '.[test]'", file=sys.stderr)
+        return 2
+    tools = Tools(makejinja, makeflux, lint=not args.no_lint)
+    temporary = args.workdir is None
+    args.workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="makeflux-bench-"))).resolve()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.verify_only:
+            for scale in args.scale:
+                project = args.workdir / f"tree-x{scale:g}"
+                shutil.rmtree(project, ignore_errors=True)
+                stats: TreeStats = generate(project, scale, args.seed)
+                env = dict(os.environ, MAKEFLUX_CACHE_DIR=str(args.workdir / "cache"))
+                files = verify_identical(project, tools, env, args.workdir / "cache")
+                print(f"{scale:g}x: {stats.templates} templates, {files} files: identical trees")
+            return 0
+        info = machine()
+        info["makejinja"] = tool_version([makejinja, "--version"])
+        info["makeflux"] = tool_version([makeflux, "--version"])
+        print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+        results = [bench_scale(scale, args, tools) for scale in args.scale]
+        if args.json:
+            args.json.write_text(json.dumps({"machine": info, "results": results}, indent=2))
+    finally:
+        if temporary and not args.keep:
+            shutil.rmtree(args.workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

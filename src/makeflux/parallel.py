@@ -1,0 +1,141 @@
+"""Spread independent work over the machine's cores with fork, only when it pays off.
+
+`map_adaptive` starts in this process and measures; only when the rest of the work is projected
+to take long enough (a cold render compiling hundreds of templates, or a very large tree) does it
+fork workers for the rest. Forked workers inherit everything already set up (the Jinja
+environment, plugins, data, hash seed), so they compute exactly what this process would; results
+come back in the original order. A worker that fails has its share redone here.
+
+MAKEFLUX_JOBS=N fixes the number of processes (1 turns parallelism off; N > 1 forks from the
+start, whatever the size of the work).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+JOBS_ENV = "MAKEFLUX_JOBS"
+# Measure for this long before deciding; fork only when the rest would take at least this long.
+PROBE_SECONDS = 0.04
+MIN_PARALLEL_SECONDS = 0.2
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def requested_jobs() -> int | None:
+    """MAKEFLUX_JOBS as a positive number, or None when unset or not a number."""
+    raw = os.environ.get(JOBS_ENV, "").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        return None
+    return int(raw)
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and sys.platform != "win32"
+
+
+def map_adaptive(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """[func(item) for item in items], forking workers for the rest when that is worth it."""
+    forced = requested_jobs()
+    jobs = forced if forced is not None else available_cores()
+    if jobs <= 1 or not can_fork() or len(items) < 2:
+        return [func(item) for item in items]
+    results: list[R] = []
+    start = time.perf_counter()
+    for index, item in enumerate(items):
+        remaining = len(items) - index
+        if forced is not None and remaining >= 2:
+            return results + fork_map(func, items[index:], min(jobs, remaining))
+        elapsed = time.perf_counter() - start
+        if index and elapsed >= PROBE_SECONDS and remaining >= 2:
+            projected = elapsed / index * remaining
+            if projected >= MIN_PARALLEL_SECONDS:
+                return results + fork_map(func, items[index:], min(jobs, remaining))
+        results.append(func(item))
+    return results
+
+
+def fork_map(func: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    """[func(item) for item in items] in `jobs` processes: this one and jobs - 1 forked workers."""
+    if jobs <= 1 or len(items) < 2:
+        return [func(item) for item in items]
+    # Round robin: neighbouring templates are alike in size, so shares come out even.
+    shares = [items[i::jobs] for i in range(jobs)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    workers: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    try:
+        for share in shares[1:]:
+            workers.append(_start_worker(func, share))
+        share_results: list[list[R]] = [[func(item) for item in shares[0]]]
+        for (pid, read_fd), share in zip(workers, shares[1:], strict=True):
+            share_results.append(_collect(pid, read_fd, func, share))
+        workers.clear()
+    finally:
+        for pid, read_fd in workers:  # only on an error here: do not leave workers behind
+            _abandon(pid, read_fd)
+    merged: list[R] = [None] * len(items)  # type: ignore[list-item]
+    for i, result in enumerate(share_results):
+        merged[i::jobs] = result
+    return merged
+
+
+def _start_worker(func: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        return pid, read_fd
+    # In the worker: compute, send the pickled results, and leave without running the parent's
+    # cleanup (atexit handlers, buffered output), which stays the parent's business.
+    status = 0
+    try:
+        os.close(read_fd)
+        try:
+            payload = pickle.dumps([func(item) for item in share], pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            payload, status = b"", 1
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(payload)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        status = 1
+    finally:
+        os._exit(status)
+
+
+def _collect(pid: int, read_fd: int, func: Callable[[T], R], share: Sequence[T]) -> list[R]:
+    with os.fdopen(read_fd, "rb") as pipe:
+        payload = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status == 0 and payload:
+        try:
+            result = pickle.loads(payload)
+        except Exception:
+            result = None
+        if isinstance(result, list) and len(result) == len(share):
+            return result
+    return [func(item) for item in share]  # the worker failed: same work, done here
+
+
+def _abandon(pid: int, read_fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(read_fd)
+    with contextlib.suppress(OSError):
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
