@@ -283,6 +283,58 @@ def test_same_name_in_different_namespaces_and_shared_components_are_fine():
     assert lint(files) == []
 
 
+def test_kustomize_namespace_renames_namespace_objects(tmp_path):
+    # cluster-template's common component ships 'Namespace _'; kustomize names it after the
+    # including kustomization's namespace, so two namespaces using it don't collide.
+    files = app_tree(
+        **{
+            "kubernetes/components/common/kustomization.yaml": (
+                "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n"
+                "resources:\n  - ./namespace.yaml\n"
+            ),
+            "kubernetes/components/common/namespace.yaml": (
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: _\n"
+            ),
+            **{
+                f"kubernetes/apps/{ns}/kustomization.yaml": kustomization(
+                    "./cm.yaml", namespace=ns, extra="components:\n  - ../../components/common\n"
+                )
+                for ns in ("a", "b")
+            },
+            **{f"kubernetes/apps/{ns}/cm.yaml": configmap("settings") for ns in ("a", "b")},
+        }
+    )
+    assert lint(files) == []
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(write(tmp_path, files) / "kubernetes/apps/a")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": "a"}} in list(
+        yaml.safe_load_all(built)
+    )
+    # without the namespace: line both would be the same Namespace '_'
+    files["kubernetes/apps/b/kustomization.yaml"] = kustomization(
+        "./cm.yaml", extra="components:\n  - ../../components/common\n"
+    )
+    files["kubernetes/apps/b/cm.yaml"] = configmap("other", "b")
+    files["kubernetes/apps/a/kustomization.yaml"] = kustomization(
+        "./cm.yaml", extra="components:\n  - ../../components/common\n"
+    )
+    files["kubernetes/apps/a/cm.yaml"] = configmap("settings", "a")
+    assert only("namespace-duplicate", files) == [
+        "kubernetes/components/common/namespace.yaml:4: error: namespace-duplicate: Namespace "
+        "'_' ends up twice in the build of Kustomization flux-system/cluster-apps, through "
+        "kubernetes/apps/a/kustomization.yaml and kubernetes/apps/b/kustomization.yaml; "
+        "kustomize rejects the duplicate"
+    ]
+    # what Flux generates for kubernetes/apps: both directories in one build, which fails
+    rebuilt = write(tmp_path / "twice", files)
+    (rebuilt / "kubernetes/apps/kustomization.yaml").write_text(kustomization("./a", "./b"))
+    assert not _kubectl_kustomize_ok(rebuilt / "kubernetes/apps")
+
+
 # --- Flux Kustomization -------------------------------------------------------------------
 
 

@@ -44,7 +44,7 @@ def build_index(placed: Placements) -> Index:
     objects: dict[ObjectKey, list[Placement]] = defaultdict(list)
     for placement in placed.placements:
         doc = placement.doc
-        objects[(doc.kind, placement.namespace, doc.name)].append(placement)
+        objects[(doc.kind, placement.namespace, placement.name)].append(placement)
     depends_on: dict[FluxId, list[FluxId]] = {}
     for placement in placed.placements:
         if placement.doc.is_a(FLUX_KUSTOMIZE, "Kustomization"):

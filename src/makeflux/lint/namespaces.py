@@ -13,36 +13,12 @@ def check_namespaces(placed: Placements) -> list[Finding]:
         if not placement.reached:
             continue
         doc = placement.doc
-        if not doc.name:
+        if not placement.name:
             continue
-        key = (doc.group, doc.kind, placement.namespace, doc.name)
+        key = (doc.group, doc.kind, placement.namespace, placement.name)
         first = first_seen.setdefault(key, placement)
-        same_document = (first.doc.path, first.doc.index) == (doc.path, doc.index)
-        if first is not placement and same_document and first.owner != placement.owner:
-            findings.append(
-                Finding(
-                    doc.path,
-                    doc.line_of("metadata", "name"),
-                    ERROR,
-                    "namespace-duplicate",
-                    f"{doc.kind} '{doc.name}' is applied by two Flux Kustomizations, "
-                    f"{_owner(first)} and {_owner(placement)}; their paths overlap, so keep "
-                    "it under only one of them",
-                )
-            )
-        elif first is not placement and not same_document:
-            where = f"namespace {placement.namespace}" if placement.namespace else "cluster-wide"
-            findings.append(
-                Finding(
-                    doc.path,
-                    doc.line_of("metadata", "name"),
-                    ERROR,
-                    "namespace-duplicate",
-                    f"{doc.kind} '{doc.name}' ({where}) is also defined at "
-                    f"{first.doc.path}:{first.doc.line_of('metadata', 'name')}; "
-                    "the two collapse into one object in the cluster",
-                )
-            )
+        if first is not placement:
+            findings.append(_duplicate(first, placement))
         explicit = doc.namespace
         context = placement.context
         if (
@@ -68,5 +44,36 @@ def _order(placement: Placement) -> tuple[str, int]:
     return placement.doc.path, placement.doc.index
 
 
+def _duplicate(first: Placement, again: Placement) -> Finding:
+    doc = again.doc
+    shown = f"{doc.kind} '{again.name}'"
+    if (first.doc.path, first.doc.index) != (doc.path, doc.index):
+        where = f"namespace {again.namespace}" if again.namespace else "cluster-wide"
+        message = (
+            f"{shown} ({where}) is also defined at "
+            f"{first.doc.path}:{first.doc.line_of('metadata', 'name')}; "
+            "the two collapse into one object in the cluster"
+        )
+    elif first.owner != again.owner:
+        message = (
+            f"{shown} is applied by two Flux Kustomizations, {_owner(first)} and "
+            f"{_owner(again)}; their paths overlap, so keep it under only one of them"
+        )
+    else:
+        routes = zip(first.route, again.route, strict=False)
+        common = next((i for i, (a, b) in enumerate(routes) if a != b), 0)
+        first_route, again_route = first.route[common:], again.route[common:]
+        message = (
+            f"{shown} ends up twice in the build of Kustomization {_owner(again)}, through "
+            f"{_route(first_route)} and {_route(again_route)}; kustomize rejects the duplicate"
+        )
+    return Finding(doc.path, doc.line_of("metadata", "name"), ERROR, "namespace-duplicate", message)
+
+
 def _owner(placement: Placement) -> str:
     return "/".join(placement.owner) if placement.owner else "the bootstrap"
+
+
+def _route(route: tuple[str, ...]) -> str:
+    """Where two routes part: the first kustomization that differs."""
+    return route[0] if route else "its spec.path"

@@ -82,10 +82,19 @@ class Placement:
     namespace: str  # effective namespace, '' for cluster-scoped kinds
     context: Context
     reached: bool  # False for documents in files nothing applies
+    route: tuple[str, ...] = ()  # the kustomization files that included it, outermost first
 
     @property
     def owner(self) -> FluxId | None:
         return self.context.owner
+
+    @property
+    def name(self) -> str:
+        """metadata.name, except that kustomize's namespace: renames Namespace objects too
+        (cluster-template's components rely on it with a placeholder name)."""
+        if self.doc.kind == "Namespace" and self.context.namespace:
+            return self.context.namespace
+        return self.doc.name
 
 
 @dataclass
@@ -152,18 +161,22 @@ class _Walker:
     def __init__(self, tree: ParsedTree, result: Placements) -> None:
         self.tree = tree
         self.result = result
-        self.seen: set[tuple[str, str, Context]] = set()
+        # what is being walked right now: a kustomization that includes itself stops here
+        self.active: set[tuple[str, str, Context]] = set()
+        # each Flux Kustomization's path is walked once, however often the object is included
+        self.walked: set[FluxId] = set()
 
-    def _first_visit(self, what: str, path: str, context: Context) -> bool:
-        key = (what, path, context)
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        return True
-
-    def file(self, path: str, context: Context) -> None:
-        if not self._first_visit("file", path, context):
+    def file(self, path: str, context: Context, route: tuple[str, ...] = ()) -> None:
+        key = ("file", path, context)
+        if key in self.active:
             return
+        self.active.add(key)
+        try:
+            self._file(path, context, route)
+        finally:
+            self.active.discard(key)
+
+    def _file(self, path: str, context: Context, route: tuple[str, ...]) -> None:
         self.result.reached_files.add(path)
         parsed = self.tree.yaml_files.get(path)
         if parsed is None:
@@ -172,13 +185,16 @@ class _Walker:
             if not isinstance(doc.data, dict) or not doc.kind:
                 continue
             namespace = effective_namespace(doc, context)
-            self.result.placements.append(Placement(doc, namespace, context, reached=True))
+            self.result.placements.append(Placement(doc, namespace, context, True, route))
             if is_flux_kustomization(doc) and doc.name:
                 self.flux_kustomization(doc, namespace, context)
 
     def flux_kustomization(self, doc: Document, namespace: str, context: Context) -> None:
         flux_id = (namespace, doc.name)
-        self.result.parents.setdefault(flux_id, context.owner)
+        if flux_id in self.walked:
+            return
+        self.walked.add(flux_id)
+        self.result.parents[flux_id] = context.owner
         spec = doc.spec
         path = spec.get("path")
         directory = join("", path) if isinstance(path, str) else ""
@@ -197,18 +213,18 @@ class _Walker:
         if isinstance(components, list):
             for component in components:
                 if isinstance(component, str):
-                    self.kustomize_dir(join(directory, component), inner)
+                    self.kustomize_dir(join(directory, component), inner, ())
 
     def flux_path(self, directory: str, context: Context) -> None:
         """A Flux Kustomization's path: its kustomization.yaml, or every manifest below it."""
         if self.tree.kustomization_file(directory) is not None:
-            self.kustomize_dir(directory, context)
+            self.kustomize_dir(directory, context, ())
             return
         for path in self._generated_resources(directory):
             if path.endswith(YAML_SUFFIXES):
-                self.file(path, context)
+                self.file(path, context, ())
             else:
-                self.kustomize_dir(path, context)
+                self.kustomize_dir(path, context, ())
 
     def _generated_resources(self, directory: str) -> Iterator[str]:
         """What kustomize-controller's generator includes: YAML files, and subdirectories with
@@ -237,9 +253,19 @@ class _Walker:
                 continue
             yield path
 
-    def kustomize_dir(self, directory: str, context: Context) -> None:
+    def kustomize_dir(self, directory: str, context: Context, route: tuple[str, ...]) -> None:
+        key = ("dir", directory, context)
+        if key in self.active:
+            return
+        self.active.add(key)
+        try:
+            self._kustomize_dir(directory, context, route)
+        finally:
+            self.active.discard(key)
+
+    def _kustomize_dir(self, directory: str, context: Context, route: tuple[str, ...]) -> None:
         kfile = self.tree.kustomization_file(directory)
-        if kfile is None or not self._first_visit("dir", directory, context):
+        if kfile is None:
             return
         self.result.reached_files.add(kfile)
         doc = kustomization_document(self.tree, kfile)
@@ -259,9 +285,9 @@ class _Walker:
                     self.result.reached_files.add(item.target)
                 continue
             if item.target in self.tree.files:
-                self.file(item.target, inner)
+                self.file(item.target, inner, (*route, kfile))
             elif self.tree.kustomization_file(item.target) is not None:
-                self.kustomize_dir(item.target, inner)
+                self.kustomize_dir(item.target, inner, (*route, kfile))
 
 
 def _namespaces_of_listed_files(tree: ParsedTree) -> dict[str, str]:
