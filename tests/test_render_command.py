@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-from tests.conftest import run_cli, run_subprocess
+from tests.conftest import REPO_ROOT, run_cli, run_subprocess
 from tests.test_sync_support import BASE_FILES, files_on_disk, make_project, out, render
 
 # A kustomization pointing at a file that is not rendered: lint's kustomize-resource-missing.
@@ -75,3 +76,41 @@ def test_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     done = run_subprocess(["check", "--format", "xml"], project)
     assert done.returncode == 2 and "xml" in done.stderr
+
+
+def test_the_shipped_template_pack_from_a_fresh_copy(tmp_path: Path) -> None:
+    """render, plan and check on the repository's own templates, as a user's clone would."""
+    project = tmp_path / "clone"
+    project.mkdir()
+    for name in ("templates", "schemas"):
+        shutil.copytree(REPO_ROOT / name, project / name)
+    shutil.copy(REPO_ROOT / "makeflux.toml", project)
+    shutil.copy(REPO_ROOT / "cluster.sample.yaml", project / "cluster.yaml")
+
+    first = run_cli(["render"], project)
+    assert first.exit_code == 0, first.output
+    generated = set(json.loads((project / ".makeflux-manifest.json").read_text())["files"])
+    assert generated and all(p.startswith("kubernetes/") for p in generated)
+    assert run_cli(["check"], project).exit_code == 0
+
+    off = ["--set", "loki_enabled=false", "--set", "tracing_enabled=false"]
+    preview = run_cli(["plan", "--stat", "--exit-code", *off], project)
+    assert preview.exit_code == 1
+    deleted = {line[2:] for line in preview.stdout.splitlines() if line.startswith("- ")}
+    assert "kubernetes/apps/monitoring/loki/ks.yaml" in deleted
+    assert "kubernetes/apps/monitoring/tempo/ks.yaml" in deleted
+
+    assert run_cli(["render", *off], project).exit_code == 0
+    assert not (project / "kubernetes/apps/monitoring/loki").exists()
+    assert not (project / "kubernetes/apps/monitoring/tempo").exists()
+    drift = run_cli(["check"], project)  # cluster.yaml still says enabled: the tree drifted
+    assert drift.exit_code == 1 and "run makeflux render and commit" in drift.stdout
+
+    assert run_cli(["render"], project).exit_code == 0
+    assert set(json.loads((project / ".makeflux-manifest.json").read_text())["files"]) == (
+        generated
+    )
+    assert run_cli(["check"], project).exit_code == 0
+    assert (project / "cluster.yaml").read_bytes() == (
+        REPO_ROOT / "cluster.sample.yaml"
+    ).read_bytes()

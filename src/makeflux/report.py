@@ -148,7 +148,8 @@ def plan_text(plan: Plan, *, stat: bool = False, colour: bool = False) -> list[s
     """`+`/`~`/`-` per path, then (unless --stat) a unified diff per changed file."""
     changes = plan_changes(plan, with_diff=not stat)
     lines = [_change_line(c, colour) for c in changes]
-    lines += [_skipped_line(path, reason, colour) for path, reason in skipped(plan)]
+    # Empty templates are only counted (they are many and rarely news); ciphertext is listed.
+    lines += [_skipped_line(p, r, colour) for p, r in skipped(plan) if r == "encrypted"]
     if not stat:
         for change in changes:
             if change.diff:
