@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import types
@@ -177,16 +178,33 @@ def _forget_user_modules(module_name: str, import_paths: tuple[Path, ...]) -> No
 
 
 def _install_makejinja_shim() -> None:
-    """Let plugin files that `import makejinja` load even where makejinja is not installed."""
-    try:
-        importlib.import_module("makejinja.plugin")
+    """Let plugin files that `import makejinja` load, whether or not makejinja is installed.
+
+    Plugins only need makejinja.plugin, but makejinja's own package __init__ imports its whole
+    command line (rich, typed-settings, pydantic: ~0.1 s a run). So `makejinja` is a bare
+    package here whose `plugin` is makeflux's copy of the protocol; its other submodules, when
+    makejinja is installed, still import from the real package directory on first use.
+    """
+    if "makejinja" in sys.modules:
         return
-    except Exception:
-        pass
     from makeflux import plugin_api
 
     package = types.ModuleType("makejinja")
-    package.__path__ = []  # type: ignore[attr-defined]
+    try:
+        spec = importlib.util.find_spec("makejinja")
+    except (ImportError, ValueError):
+        spec = None
+    locations = spec.submodule_search_locations if spec else None
+    package.__path__ = list(locations or [])  # type: ignore[attr-defined]
     package.plugin = plugin_api  # type: ignore[attr-defined]
+    package.loader = plugin_api  # type: ignore[attr-defined]
+
+    def submodule(name: str) -> types.ModuleType:
+        try:
+            return importlib.import_module(f"makejinja.{name}")
+        except ImportError:
+            raise AttributeError(f"module 'makejinja' has no attribute '{name}'") from None
+
+    package.__getattr__ = submodule  # type: ignore[attr-defined]
     sys.modules["makejinja"] = package
     sys.modules["makejinja.plugin"] = plugin_api
