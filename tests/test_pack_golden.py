@@ -74,9 +74,8 @@ def test_rendered_tree_matches_golden(name: str, tmp_path: Path) -> None:
     # An empty render has no golden directory in git: that reads as "expected nothing".
     expected = tree_files(golden)
     problems = differences(expected, actual)
-    assert not problems, f"golden snapshot '{name}' differs ({UPDATE_HINT}):\n" + "\n".join(
-        problems
-    )
+    if problems:
+        pytest.fail(f"golden snapshot '{name}' differs ({UPDATE_HINT}):\n" + "\n".join(problems))
 
 
 def test_every_golden_directory_has_a_configuration() -> None:
