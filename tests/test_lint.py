@@ -320,3 +320,12 @@ def test_shipped_pack_is_lint_clean_in_every_flag_combination(tmp_path):
         if findings:
             unclean[combination_id(values)] = [str(f) for f in findings]
     assert unclean == {}
+
+
+def test_linting_the_kubernetes_directory_itself_keeps_repository_paths(tmp_path):
+    rendered = tmp_path / "repo"
+    assert run_cli(["render", "--no-lint", "-o", str(rendered)], BROKEN).exit_code == 0
+    whole = run_cli(["lint", str(rendered)], BROKEN)
+    inner = run_cli(["lint", str(rendered / "kubernetes")], BROKEN)
+    assert inner.exit_code == 1
+    assert inner.stdout == whole.stdout

@@ -9,7 +9,6 @@ import click
 from makeflux import lint as linting
 from makeflux import pipeline, report
 from makeflux.commands.common import pipeline_options, run_options
-from makeflux.errors import MakefluxError
 from makeflux.settings import find_settings_file, load_settings
 
 
@@ -47,7 +46,8 @@ def lint(
     if directory is not None:
         if overrides or data_files or output:
             raise click.UsageError("--set, --data and --output render; they don't apply to DIR")
-        findings = linting.lint_tree(linting.read_directory(directory), _directory_config(config))
+        lint_config = _directory_config(config)
+        findings = linting.lint_tree(_read_tree(directory, lint_config), lint_config)
     else:
         run = pipeline.build(run_options(config, overrides, data_files, output))
         findings = linting.run(run)
@@ -66,7 +66,15 @@ def _directory_config(config: Path | None) -> linting.LintConfig:
     cwd = Path.cwd()
     if find_settings_file(cwd, config) is None:
         return linting.LintConfig()
-    try:
-        return linting.config_from_settings(load_settings(cwd, config))
-    except MakefluxError:
-        raise
+    return linting.config_from_settings(load_settings(cwd, config))
+
+
+def _read_tree(directory: Path, lint_config: linting.LintConfig) -> dict[str, bytes]:
+    """DIR as a tree; `makeflux lint kubernetes` means the repository's kubernetes/ directory,
+    so its files keep the kubernetes/ prefix that Flux paths and roots are written with."""
+    files = linting.read_directory(directory)
+    name = directory.resolve().name
+    holds_manifest_dir = any((directory / d).is_dir() for d in lint_config.manifest_dirs)
+    if name in lint_config.manifest_dirs and not holds_manifest_dir:
+        return {f"{name}/{path}": content for path, content in files.items()}
+    return files
