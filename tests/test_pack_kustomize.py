@@ -21,6 +21,12 @@ from tests.pack import all_valid_combinations, combination_id, render_pack
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
 KUBECTL = shutil.which("kubectl")
+# Debian's kubernetes-client is kubectl 1.20, whose built-in kustomize (v2.0.3) predates directory
+# entries in `resources:`; Flux's kustomize-controller (kustomize v5) accepts them.
+OLD_KUSTOMIZE_HINT = (
+    "this kubectl embeds a kustomize older than v3 (kubectl < 1.21), which rejects directories "
+    "in resources:; install a kubectl >= 1.21 (Flux itself builds with kustomize v5)"
+)
 
 
 def cached_render(factory: pytest.TempPathFactory, values: Mapping[str, Any]) -> Path:
@@ -113,6 +119,8 @@ def test_kubectl_kustomize_builds_every_kustomization(
         context = f"{first}" + (f" (and {also} identical elsewhere)" if also else "")
         if result.returncode != 0:
             failures.append(f"{context}: kubectl kustomize failed:\n{result.stderr.strip()}")
+            if "must be a file" in result.stderr:
+                failures.append(OLD_KUSTOMIZE_HINT)
         else:
             failures += [f"{context}: {problem}" for problem in output_problems(result.stdout)]
     assert not failures, "\n".join(failures)
