@@ -234,3 +234,13 @@ def test_on_the_shipped_sample_only_the_key_line_changes(
     assert len(changes) == 2
     assert changes[0].startswith(f"-{key}: ") and changes[1].startswith(f"+{key}: ")
     assert yaml.safe_load(after)[key] == yaml.safe_load(f"v: {assignment.split('=')[1]}")["v"]
+
+
+def test_ruamel_is_imported_only_by_set() -> None:
+    """Every command loads the CLI; only `set` should pay for importing ruamel.yaml."""
+    probe = "import sys, makeflux.cli; print('ruamel.yaml' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
+    assert ran.stdout.strip() == "False", ran.stderr

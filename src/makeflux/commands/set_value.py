@@ -19,7 +19,6 @@ from makeflux.errors import DataError, MakefluxError, Problem
 from makeflux.pipeline import RunOptions
 from makeflux.settings import Settings, load_settings
 from makeflux.variables import Variable, format_value, load_schema_info
-from makeflux.yamledit import set_value
 
 
 @click.command("set")
@@ -57,6 +56,9 @@ def set_command(assignments: tuple[str, ...], config: Path | None, data_file: Pa
         text = original.decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(Problem("not UTF-8 text; save the file as UTF-8", shown)) from None
+    # ruamel.yaml is slow to import: only `set` pays for it, not every makeflux command.
+    from makeflux.yamledit import set_value
+
     variables = _declared_variables(settings)
     changes: list[str] = []
     for assignment in assignments:
