@@ -28,9 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:  # jinja2 is imported on first use: the CLI imports this module early
+    import jinja2
+    from jinja2.bccache import Bucket
 
 CACHE_DIR_ENV = "MAKEFLUX_CACHE_DIR"
 # Bump when the file layout or anything the fingerprint should cover changes.
@@ -64,8 +66,9 @@ def cache_root() -> Path | None:
         return None
 
 
-class CompiledTemplateCache(jinja2.BytecodeCache):
-    """A Jinja bytecode cache: in memory for this run, and on disk when `directory` is given."""
+class CompiledTemplateCache:
+    """A Jinja bytecode cache (jinja2.BytecodeCache's interface): in memory for this run, and on
+    disk when `directory` is given."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
@@ -83,7 +86,24 @@ class CompiledTemplateCache(jinja2.BytecodeCache):
     def get_source_checksum(self, source: str) -> str:
         return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+    def get_bucket(
+        self, environment: jinja2.Environment, name: str, filename: str | None, source: str
+    ) -> Bucket:
+        from jinja2.bccache import Bucket
+
+        bucket = Bucket(
+            environment, self.get_cache_key(name, filename), self.get_source_checksum(source)
+        )
+        self.load_bytecode(bucket)
+        return bucket
+
+    def set_bucket(self, bucket: Bucket) -> None:
+        self.dump_bytecode(bucket)
+
+    def clear(self) -> None:
+        self._memory.clear()
+
+    def load_bytecode(self, bucket: Bucket) -> None:
         held = self._memory.get(bucket.key)
         if held is not None and held[0] == bucket.checksum:
             bucket.code = held[1]
@@ -100,7 +120,7 @@ class CompiledTemplateCache(jinja2.BytecodeCache):
             self._memory[bucket.key] = (bucket.checksum, code)
             self.disk_hits += 1
 
-    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+    def dump_bytecode(self, bucket: Bucket) -> None:
         assert bucket.code is not None
         self.compiled += 1
         self._memory[bucket.key] = (bucket.checksum, bucket.code)
@@ -180,6 +200,8 @@ _COMPILE_SETTINGS = (
 
 def environment_fingerprint(env: jinja2.Environment) -> str:
     """A hash of everything besides the template source that compiled code depends on."""
+    import jinja2
+
     describe = _Describer()
     parts: list[str] = [
         FORMAT.decode(),
@@ -204,6 +226,8 @@ class _Describer:
     """Stable text for a value: repr for data, module + name + module source hash for code."""
 
     def __init__(self) -> None:
+        import jinja2
+
         self._jinja_dir = str(Path(jinja2.__file__).parent)
         self._file_hashes: dict[str, str] = {}
 
