@@ -335,14 +335,19 @@ def test_rewritten_patterns_are_configurable(tmp_path: Path) -> None:
 # --- failures mid-write: every file old or new, a truthful manifest, convergence -----------------
 
 
-def _fail_on_call(monkeypatch: pytest.MonkeyPatch, n: int, error: BaseException) -> None:
-    """Fault injection: the n-th os.replace (the commit step of every write) raises `error`."""
+def _fail_on_call(
+    monkeypatch: pytest.MonkeyPatch, n: int, error: BaseException, *, after: bool = False
+) -> None:
+    """Fault injection: the n-th os.replace (the commit step of every write) raises `error`,
+    before renaming, or just `after` it (an interrupt that lands once the file is in place)."""
     real_replace = os.replace
     calls = {"count": 0}
 
     def replace(src, dst, *args, **kwargs):
         calls["count"] += 1
         if calls["count"] == n:
+            if after:
+                real_replace(src, dst, *args, **kwargs)
             raise error
         return real_replace(src, dst, *args, **kwargs)
 
@@ -350,17 +355,21 @@ def _fail_on_call(monkeypatch: pytest.MonkeyPatch, n: int, error: BaseException)
 
 
 def _assert_manifest_describes_disk(project: Path) -> None:
-    for relative, digest in manifest(project).items():
+    recorded = manifest(project)
+    # Every file in these trees is generated: one missing from the manifest could never be pruned.
+    assert files_on_disk(out(project)) == set(recorded)
+    for relative, digest in recorded.items():
         path = out(project) / relative
         assert path.is_file(), f"manifest lists {relative}, which is not on disk"
         assert sha(path.read_bytes()) == digest, f"manifest hash for {relative} is stale"
 
 
 FAULTS = {
-    "disk full on write 1": (1, OSError(28, "No space left on device")),
-    "disk full on write 3": (3, OSError(28, "No space left on device")),
-    "interrupt on write 2": (2, KeyboardInterrupt()),
-    "interrupt on write 4": (4, KeyboardInterrupt()),
+    "disk full on write 1": (1, OSError(28, "No space left on device"), False),
+    "disk full on write 3": (3, OSError(28, "No space left on device"), False),
+    "interrupt on write 2": (2, KeyboardInterrupt(), False),
+    "interrupt right after write 4": (4, KeyboardInterrupt(), True),
+    "interrupt right after write 2": (2, KeyboardInterrupt(), True),
 }
 
 
@@ -368,7 +377,7 @@ FAULTS = {
 def test_failure_mid_render_leaves_each_file_old_or_new(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
-    n, error = FAULTS[case]
+    n, error, after = FAULTS[case]
     project = make_project(tmp_path)
     render(project)
     old = {p: (out(project) / p).read_bytes() for p in BASE_FILES}
@@ -380,7 +389,7 @@ def test_failure_mid_render_leaves_each_file_old_or_new(
     for p in BASE_FILES | TRACING_FILES:
         new[p] = (tmp_path / "expected" / p).read_bytes()
 
-    _fail_on_call(monkeypatch, n, error)
+    _fail_on_call(monkeypatch, n, error, after=after)
     result = run_cli(["render"], project)
     monkeypatch.undo()
     if isinstance(error, KeyboardInterrupt):

@@ -382,6 +382,7 @@ def apply_plan(plan: Plan) -> None:
             current = relative
             (tree.root / relative).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _settle(plan, current, recorded)
         _write_manifest(plan, recorded, partial=True)
         reason = exc.strerror or str(exc)
         raise WriteError(
@@ -392,6 +393,7 @@ def apply_plan(plan: Plan) -> None:
             )
         ) from exc
     except BaseException:
+        _settle(plan, current, recorded)
         _write_manifest(plan, recorded, partial=True)
         raise
     try:
@@ -405,6 +407,14 @@ def apply_plan(plan: Plan) -> None:
                 _display(plan.manifest_file),
             )
         ) from exc
+
+
+def _settle(plan: Plan, relative: str, recorded: dict[str, str]) -> None:
+    """The path in flight when a write stopped may already hold its new content (the interrupt
+    came after the rename): record what is really there, so the manifest stays truthful."""
+    content = plan.tree.files.get(relative)
+    if content is not None and file_matches(plan.tree.root / relative, content):
+        recorded[relative] = content_hash(content)
 
 
 def _write_manifest(plan: Plan, files: Mapping[str, str], *, partial: bool) -> None:
