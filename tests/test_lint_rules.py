@@ -171,6 +171,23 @@ def test_kustomize_entries_that_exist_pass(tmp_path):
     assert _kubectl_kustomize_ok(write(tmp_path, KUSTOMIZE_FINE) / "kubernetes/apps")
 
 
+def test_kustomization_file_may_be_named_kustomization():
+    files = app_tree(
+        **{
+            "kubernetes/apps/Kustomization": kustomization("./a.yaml", "./gone.yaml"),
+            "kubernetes/apps/a.yaml": configmap("a", "default"),
+            "kubernetes/apps/b.yaml": configmap("b", "default"),
+        }
+    )
+    assert lint(files) == [
+        "kubernetes/apps/Kustomization:5: error: kustomize-resource-missing: resources entry "
+        "'./gone.yaml' names no file or directory in the tree",
+        "kubernetes/apps/b.yaml:1: warning: unreachable: no Flux Kustomization under "
+        "kubernetes/flux leads here through spec.path or kustomize resources; include it or "
+        "delete it",
+    ]
+
+
 # --- reachability -------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from makeflux.errors import Problem, SettingsError
+from makeflux.errors import MakefluxError, Problem, SettingsError
 from makeflux.lint.config import LintConfig, lint_config
 from makeflux.lint.findings import (
     ERROR,
@@ -29,7 +29,7 @@ from makeflux.lint.namespaces import check_namespaces
 from makeflux.lint.placement import check_reachability, is_manifest_file, place
 from makeflux.lint.promql import check_prometheus_rules
 from makeflux.lint.templates import TemplateSource, check_templates, schema_variables
-from makeflux.lint.yamldocs import check_yaml, parse_tree
+from makeflux.lint.yamldocs import KUSTOMIZATION_NAMES, YAML_SUFFIXES, check_yaml, parse_tree
 
 if TYPE_CHECKING:
     from makeflux.pipeline import Run
@@ -123,14 +123,23 @@ def lint_templates(
 
 
 def read_directory(root: Path) -> dict[str, bytes]:
-    """A tree on disk as lint_tree's input; hidden directories (.git …) are skipped."""
+    """A tree on disk as lint_tree's input: YAML files with their content, every other file
+    by name only (lint needs to know it exists). Hidden directories (.git …) are skipped."""
     files: dict[str, bytes] = {}
     for directory, subdirs, names in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in names:
             path = Path(directory, name)
-            if path.is_file():
-                files[path.relative_to(root).as_posix()] = path.read_bytes()
+            relative = path.relative_to(root).as_posix()
+            if not name.endswith(YAML_SUFFIXES) and name not in KUSTOMIZATION_NAMES:
+                files[relative] = b""
+                continue
+            try:
+                files[relative] = path.read_bytes()
+            except OSError as exc:
+                raise MakefluxError(
+                    Problem(f"cannot read: {exc.strerror}; check its permissions", str(path))
+                ) from None
     return files
 
 

@@ -63,7 +63,9 @@ def _expression(doc: Document, rule: dict, keys: tuple[str | int, ...]) -> list[
         return [Finding(doc.path, line, ERROR, "promql-invalid", "rule has no expr")]
     try:
         promql_parser.parse(str(expr))
-    except (ValueError, RuntimeError) as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # ValueError, or the Rust side's PanicException
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [
             Finding(doc.path, line, ERROR, "promql-invalid", f"expr is not valid PromQL: {message}")

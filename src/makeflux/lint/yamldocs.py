@@ -175,7 +175,7 @@ def parse_tree(files: Mapping[str, bytes]) -> ParsedTree:
     yaml_files = {
         path: parse_file(path, content)
         for path, content in files.items()
-        if path.endswith(YAML_SUFFIXES)
+        if path.endswith(YAML_SUFFIXES) or posixpath.basename(path) == "Kustomization"
     }
     directories = {""}
     for path in files:
