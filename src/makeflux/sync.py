@@ -101,7 +101,7 @@ def file_matches(path: Path, content: bytes) -> bool:
         if path.stat().st_size != len(content):
             return False
         return path.read_bytes() == content
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except OSError:  # missing, a directory, unreadable: not the content we would write
         return False
 
 
