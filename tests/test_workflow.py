@@ -216,6 +216,15 @@ def test_quiet_keeps_results_and_errors_verbose_names_the_files(project: Path) -
 
     verbose = makeflux(project, "--verbose", "explain", "loki_enabled")
     assert "schema schemas/cluster.schema.json" in verbose.stderr
+    verbose_render = makeflux(project, "-v", "render", "--no-lint")
+    assert verbose_render.returncode == 0, verbose_render.stderr
+    assert verbose_render.stderr.splitlines()[:4] == [
+        "makeflux: settings makeflux.toml [makeflux]",
+        "makeflux: data cluster.yaml",
+        "makeflux: schema schemas/cluster.schema.json",
+        "makeflux: output .",
+    ]
+    assert "makeflux: data" not in makeflux(project, "render", "--no-lint").stderr
     both = makeflux(project, "-q", "-v", "explain")
     assert both.returncode == 2 and "contradict" in both.stderr
 

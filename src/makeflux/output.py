@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from makeflux.settings import Settings
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 VERBOSITY_KEY = "makeflux.verbosity"
@@ -49,3 +53,17 @@ def detail(message: str) -> None:
 def result(message: str) -> None:
     """The answer a command was asked for (a table, a report): always shown."""
     click.echo(message, color=colour_enabled())
+
+
+def files_in_use(settings: Settings, data_files: tuple[Path, ...]) -> None:
+    """--verbose: the settings, data, schema and output directory a run uses, one line each."""
+    if verbosity() < VERBOSE:
+        return
+    from makeflux.cluster_file import display
+
+    source = display(settings.source) if settings.source else "(none: defaults)"
+    detail(f"makeflux: settings {source} [{settings.flavor}]")
+    detail("makeflux: data " + (", ".join(display(p) for p in data_files) or "(none)"))
+    if settings.schema is not None:
+        detail(f"makeflux: schema {display(settings.schema)}")
+    detail(f"makeflux: output {display(settings.output)}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from makeflux import output
 from makeflux.data import LoadedData, load_data
 from makeflux.render import RenderedTree, render_tree
 from makeflux.settings import Settings, load_settings
@@ -44,17 +45,21 @@ def load(options: RunOptions) -> Run:
         data_files = tuple((options.cwd / p).resolve() for p in options.data_files)
         settings = settings.with_overrides(data=data_files)
     loaded = load_data(settings, options.overrides)
+    output.files_in_use(settings, loaded.files)
     return Run(options=options, settings=settings, data=loaded)
 
 
-def validate(run: Run) -> Run:
-    """Check the data against the JSON Schema and apply its defaults (no schema: no-op)."""
+def validate(run: Run, *, thorough: bool = False) -> Run:
+    """Check the data against the JSON Schema and apply its defaults (no schema: no-op).
+
+    `thorough` also checks the schema itself when the data is valid (makeflux validate).
+    """
     if run.settings.schema is None:
         return run
     # jsonschema is slow to import; only runs that validate pay for it.
     from makeflux.schema import validate_data
 
-    validate_data(run.settings, run.data)
+    validate_data(run.settings, run.data, thorough=thorough)
     return run
 
 
