@@ -245,6 +245,33 @@ def test_custom_roots_from_settings():
     assert lint(files, config) == []
 
 
+def test_flux_bootstrap_layout_where_the_root_applies_itself():
+    # flux bootstrap: clusters/prod/flux-system/gotk-sync.yaml's Kustomization has the path
+    # ./clusters/prod, which includes gotk-sync.yaml itself and the other root Kustomizations.
+    files = {
+        "clusters/prod/flux-system/kustomization.yaml": kustomization("./gotk-sync.yaml"),
+        "clusters/prod/flux-system/gotk-sync.yaml": dedent("""\
+            apiVersion: source.toolkit.fluxcd.io/v1
+            kind: GitRepository
+            metadata:
+              name: flux-system
+              namespace: flux-system
+            spec:
+              url: ssh://git@github.com/example/fleet
+            """)
+        + flux_ks("flux-system", "./clusters/prod"),
+        "clusters/prod/apps.yaml": flux_ks("apps", "./apps/prod"),
+        "apps/prod/cm.yaml": configmap("a", "default"),
+    }
+    config = LintConfig(roots=("clusters/prod",), manifest_dirs=("clusters", "apps"))
+    assert lint(files, config) == []
+    files["apps/stale/cm.yaml"] = configmap("b", "default")
+    assert only("unreachable", files, config) == [
+        "apps/stale/cm.yaml:1: warning: unreachable: no Flux Kustomization under clusters/prod "
+        "leads here through spec.path or kustomize resources; include it or delete it"
+    ]
+
+
 # --- namespaces ---------------------------------------------------------------------------
 
 

@@ -136,8 +136,8 @@ def place(tree: ParsedTree, config: LintConfig) -> Placements:
     """Every document of every manifest file, placed as Flux would apply it."""
     result = Placements()
     walker = _Walker(tree, result)
-    for path in root_files(tree, config):
-        result.root_files.add(path)
+    result.root_files.update(root_files(tree, config))
+    for path in sorted(result.root_files):
         walker.file(path, Context())
     # Files nothing applies are still checked, with the namespace their own directory's
     # kustomization would give them, so one missing link doesn't hide every other finding.
@@ -178,6 +178,8 @@ class _Walker:
 
     def _file(self, path: str, context: Context, route: tuple[str, ...]) -> None:
         self.result.reached_files.add(path)
+        if context.owner is not None and path in self.result.root_files:
+            return  # a root Kustomization that manages itself (flux bootstrap's gotk-sync.yaml)
         parsed = self.tree.yaml_files.get(path)
         if parsed is None:
             return
