@@ -265,7 +265,7 @@ def test_set_override_is_reported_as_coming_from_set(tmp_path: Path) -> None:
 def test_non_string_keys_are_reported(tmp_path: Path) -> None:
     make_project(tmp_path, "nodes:\n  - name: a\n    1: x\n")
     assert errors(tmp_path) == [
-        "cluster.yaml:3:5: nodes[0].1: the key 1 is a whole number; keys must be strings, "
+        "cluster.yaml:3:5: nodes[0].1: the key 1 is read as a whole number; keys must be strings, "
         "quote it: '1'"
     ]
 
@@ -360,7 +360,7 @@ def test_render_refuses_invalid_data_without_writing(tmp_path: Path) -> None:
 
 
 def test_validation_libraries_load_only_when_needed(tmp_path: Path) -> None:
-    """jsonschema only when a schema is configured; ruamel only to locate errors."""
+    """jsonschema only when a schema is configured; never ruamel (lines come from PyYAML)."""
     probe = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -383,4 +383,25 @@ def test_validation_libraries_load_only_when_needed(tmp_path: Path) -> None:
             [sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True
         )
         seen[name] = ran.stdout.splitlines()[-1]
-    assert seen == {"plain": "False False", "valid": "True False", "invalid": "True True"}
+    assert seen == {"plain": "False False", "valid": "True False", "invalid": "True False"}
+
+
+@pytest.mark.parametrize(
+    ("schema", "data"),
+    [
+        ({"properties": {"a": {"type": "strng"}}}, "a: 1\n"),
+        ({"properties": {"a": {"minimum": "5"}}}, "a: 1\n"),
+        ({"properties": {"a": {"pattern": "(unclosed"}}}, "a: x\n"),
+        ({"required": "a"}, "b: 1\n"),
+    ],
+)
+def test_render_reports_a_broken_schema_not_a_data_error(
+    tmp_path: Path, schema: dict[str, Any], data: str
+) -> None:
+    """render checks the schema itself only when validation fails or breaks: it must say so."""
+    make_project(tmp_path, data, schema=json.dumps(schema))
+    result = run_cli(["render"], tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("schema.json: not a valid draft 2020-12 JSON Schema: at /")
+    assert len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -61,7 +61,7 @@ _TYPE_WORDS = {
 
 
 def load_schema(path: Path) -> dict[str, Any]:
-    """The schema file as a checked draft 2020-12 schema; any defect is a SchemaError."""
+    """The schema file as a JSON object that declares draft 2020-12 (or nothing)."""
     where = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -82,7 +82,7 @@ def load_schema(path: Path) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise SchemaError(Problem("schema must be a JSON object at the top level", where))
     declared = schema.get("$schema", DRAFT_2020_12)
-    if declared.rstrip("#") != DRAFT_2020_12:
+    if not isinstance(declared, str) or declared.rstrip("#") != DRAFT_2020_12:
         raise SchemaError(
             Problem(
                 f"schema declares $schema {declared!r}; makeflux reads draft 2020-12 "
@@ -90,6 +90,15 @@ def load_schema(path: Path) -> dict[str, Any]:
                 where,
             )
         )
+    return schema
+
+
+def check_schema(schema: Mapping[str, Any], path: Path) -> None:
+    """Raise SchemaError unless `schema` is valid against the draft 2020-12 meta-schema.
+
+    This costs more than validating cluster.yaml itself, so runs that render do it only when
+    validation fails or breaks (a broken schema shows up there); `makeflux validate` always does.
+    """
     meta = Draft202012Validator(
         Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
@@ -97,9 +106,11 @@ def load_schema(path: Path) -> dict[str, Any]:
     if error is not None:
         at = _json_pointer(error.absolute_path)
         raise SchemaError(
-            Problem(f"not a valid draft 2020-12 JSON Schema: at {at}: {error.message}", where)
+            Problem(
+                f"not a valid draft 2020-12 JSON Schema: at {at}: {error.message}",
+                display_path(path),
+            )
         )
-    return schema
 
 
 def apply_defaults(schema: Mapping[str, Any], values: dict[str, Any]) -> set[KeyPath]:
@@ -176,23 +187,33 @@ def _pointer_target(root: Any, pointer: str) -> Any:
 # ── validation ───────────────────────────────────────────────────────────────────────────────
 
 
-def validate_data(settings: Settings, data: LoadedData) -> None:
-    """Apply the schema's defaults to `data.values`; raise ValidationError listing every error."""
+def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = False) -> None:
+    """Apply the schema's defaults to `data.values`; raise ValidationError listing every error.
+
+    `thorough` also checks the schema against the meta-schema when the data is valid.
+    """
     assert settings.schema is not None
-    schema = load_schema(settings.schema)
+    path = settings.schema
+    schema = load_schema(path)
+    if thorough:
+        check_schema(schema, path)
     problems = _empty_file_problems(data)
-    values = data.values
-    defaulted = apply_defaults(schema, values)
-    instance, key_problems = _json_view(values, ())
-    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     try:
+        defaulted = apply_defaults(schema, data.values)
+        instance, key_problems = _json_view(data.values, ())
+        validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         errors = list(validator.iter_errors(instance))
     except (referencing.exceptions.Unresolvable, jsonschema.exceptions.SchemaError) as exc:
+        raise SchemaError(Problem(f"schema cannot be used: {exc}", display_path(path))) from None
+    except Exception as exc:  # jsonschema trips over a malformed schema in many ways
+        check_schema(schema, path)
         raise SchemaError(
-            Problem(f"schema cannot be used: {exc}", display_path(settings.schema))
+            Problem(f"schema cannot be used: {type(exc).__name__}: {exc}", display_path(path))
         ) from None
     if not errors and not key_problems and not problems:
         return
+    if errors and not thorough:
+        check_schema(schema, path)  # errors from a malformed schema would only mislead
     locator = _Locator(settings, data)
     findings = _explain(errors, schema, instance, defaulted, key_problems)
     problems += [locator.problem(finding) for finding in findings]
@@ -224,12 +245,13 @@ def _json_view(value: Any, path: KeyPath) -> tuple[Any, list[Finding]]:
         for key, child in value.items():
             name = key if isinstance(key, str) else _key_text(key)
             if not isinstance(key, str):
+                read_as = "null" if key is None else _article(_kind(key))
                 findings.append(
                     Finding(
                         (*path, name),
                         (*path, name),
                         0,
-                        f"{_dotted((*path, name))}: the key {name} is {_article(_kind(key))}; "
+                        f"{_dotted((*path, name))}: the key {name} is read as {read_as}; "
                         f"keys must be strings, quote it: '{name}'",
                         at_value=False,
                     )
@@ -659,7 +681,7 @@ class _Locator:
 
     def _origin_by_text(self, key: Any) -> Path | None:
         for origin_key, origin in self.data.origins.items():
-            if str(origin_key) == str(key):
+            if _key_text(origin_key) == str(key):
                 return origin
         return None
 
@@ -714,8 +736,28 @@ def _dotted(path: KeyPath) -> str:
         if isinstance(step, int):
             text += f"[{step}]"
         else:
-            text += ("." if text else "") + str(step)
+            text += ("." if text else "") + _printable(str(step))
     return text or "(top level)"
+
+
+def _printable(text: str) -> str:
+    """`text` as is, or quoted with escapes when it is empty or holds invisible characters."""
+    if text and text.isprintable() and text.strip() == text:
+        return text
+    return _escaped(text)
+
+
+def _escaped(text: str) -> str:
+    """Double-quoted like a YAML string, every invisible character spelled out (\\t, \\x85)."""
+    shown = []
+    for char in text:
+        if char in '"\\':
+            shown.append("\\" + char)
+        elif char.isprintable():
+            shown.append(char)
+        else:
+            shown.append(char.encode("unicode_escape").decode("ascii"))
+    return '"' + "".join(shown) + '"'
 
 
 def _show(value: Any) -> str:
@@ -728,6 +770,8 @@ def _show(value: Any) -> str:
         return "null"
     if isinstance(value, str):
         text = value if len(value) <= 60 else value[:57] + "..."
+        if not text.isprintable():
+            return _escaped(text)
         return "'" + text.replace("'", "''") + "'"
     if isinstance(value, dict):
         return "a mapping"

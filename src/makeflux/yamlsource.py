@@ -1,14 +1,15 @@
 """Where things are in a YAML data file: readable YAML errors, and line/column of any key path.
 
-PyYAML (data.py) loads the data; ruamel.yaml is imported only to point at the line of a schema
-error, because its round-trip loader remembers where every key and item was written.
+Lines come from the node tree of the same parser that loaded the data (PyYAML, YAML 1.1), so a
+key means here exactly what it meant to data.py: a YAML 1.2 parser such as ruamel.yaml reads
+`0E0:` or `on:` as other keys and would lose the line. The tree is built only when a schema
+error needs a line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -51,6 +52,8 @@ def caret_excerpt(source_line: str, line: int, column: int) -> str:
     """Two lines: the source line numbered like an editor, then a caret under `column`."""
     number = str(line)
     shown = source_line.rstrip("\r\n").expandtabs(1)
+    # One terminal line: an invisible character is shown as the replacement character.
+    shown = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in shown)
     return f"  {number} | {shown}\n  {' ' * len(number)} | {' ' * (column - 1)}^"
 
 
@@ -94,24 +97,17 @@ def _reader_problem(where: str, exc: yaml.reader.ReaderError, text: str | None) 
     )
 
 
-def load_documents(path: Path) -> list[Any] | None:
-    """Every document of a YAML file as ruamel round-trip nodes (None when it cannot be read)."""
+def load_documents(path: Path) -> list[yaml.Node] | None:
+    """The node tree of every document in a YAML file (None when it cannot be parsed)."""
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    from ruamel.yaml import YAML  # only needed to locate errors, so imported only then
-
-    reader = YAML(typ="rt")
-    reader.allow_duplicate_keys = True
-    try:
-        return [doc for doc in reader.load_all(text) if doc is not None]
-    except Exception:  # ruamel may reject what PyYAML accepted; the error then has no line
+        return [node for node in yaml.compose_all(text, Loader=yaml.SafeLoader) if node]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
 
 
 def locate(
-    documents: Sequence[Any], key_path: KeyPath, *, at_value: bool
+    documents: Sequence[yaml.Node], key_path: KeyPath, *, at_value: bool
 ) -> tuple[int, int] | None:
     """1-based (line, column) of `key_path` in the documents, or of its nearest written ancestor.
 
@@ -119,68 +115,68 @@ def locate(
     """
     if not key_path:
         return None
+    keys = _KeyReader()
     for document in reversed(documents):  # a later document wins, as when data.py merges them
-        found = _find_key(document, key_path[0])
-        if found is not None:
-            return _walk(document, found, key_path[1:], at_value)
-    return None
-
-
-def _walk(node: Any, key: Any, rest: KeyPath, at_value: bool) -> tuple[int, int] | None:
-    position = _key_position(node, key)
-    while True:
-        child = node[key]
-        if not rest:
-            if at_value and not isinstance(child, dict | list) and child is not None:
-                position = _value_position(node, key) or position
-            return _one_based(position)
-        step, rest = rest[0], rest[1:]
-        if isinstance(child, list) and isinstance(step, int) and 0 <= step < len(child):
-            found: Any = step
-        elif isinstance(child, dict):
-            found = _find_key(child, step)
+        entry = keys.find(document, key_path[0])
+        if entry is None:
+            continue
+        mark = entry[0].start_mark
+        node = entry[1]
+        for step in key_path[1:]:
+            if isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+                if not 0 <= step < len(node.value):
+                    break
+                node = node.value[step]
+                mark = node.start_mark
+                continue
+            entry = keys.find(node, step)
+            if entry is None:
+                break
+            mark, node = entry[0].start_mark, entry[1]
         else:
-            found = None
-        if found is None:
-            return _one_based(position)
-        node, key = child, found
-        position = _key_position(node, key) or position
-
-
-def _find_key(mapping: Any, key: Any) -> Any:
-    if not isinstance(mapping, dict):
-        return None
-    if key in mapping:
-        return key
-    # The schema sees string keys; the file may have written 1 or true (YAML 1.1 vs 1.2).
-    for candidate in mapping:
-        if str(candidate) == str(key):
-            return candidate
+            if at_value and isinstance(node, yaml.ScalarNode) and node.tag != _NULL_TAG:
+                mark = node.start_mark
+        return mark.line + 1, mark.column + 1
     return None
 
 
-def _key_position(node: Any, key: Any) -> tuple[int, int] | None:
-    lc = getattr(node, "lc", None)
-    if lc is None:
-        return None
-    try:
-        return lc.item(key) if isinstance(node, list) else lc.key(key)
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return None
+_NULL_TAG = "tag:yaml.org,2002:null"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-def _value_position(node: Any, key: Any) -> tuple[int, int] | None:
-    lc = getattr(node, "lc", None)
-    if lc is None or isinstance(node, list):
-        return None
-    try:
-        return lc.value(key)
-    except (KeyError, IndexError, TypeError, AttributeError):
+class _KeyReader:
+    """Finds a key among a mapping node's entries, reading each key as data.py read it."""
+
+    def __init__(self) -> None:
+        self.loader = yaml.SafeLoader("")
+
+    def find(self, node: yaml.Node, key: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        merged: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:  # `<<: *defaults` keys count, after the own ones
+                merged += (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                continue
+            if self._same_key(key_node, key):
+                return key_node, value_node
+        for source in merged:
+            found = self.find(source, key)
+            if found is not None:
+                return found
         return None
 
-
-def _one_based(position: tuple[int, int] | None) -> tuple[int, int] | None:
-    if position is None:
-        return None
-    line, column = position
-    return line + 1, column + 1
+    def _same_key(self, key_node: yaml.Node, key: str | int) -> bool:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+            return True
+        try:
+            value = self.loader.construct_object(key_node, deep=True)
+        except (yaml.YAMLError, TypeError, ValueError):
+            return False
+        # The schema saw string keys; the file may hold 1 or true (shown as '1' / 'true').
+        if value == key and type(value) is type(key):
+            return True
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return (value is None and key == "null") or text == str(key)

@@ -20,7 +20,8 @@ def validate(
     output: Path | None,
 ) -> None:
     """Check the data (and --set overrides) against the schema; write nothing."""
-    run = pipeline.validate(pipeline.load(run_options(config, overrides, data_files, output)))
+    options = run_options(config, overrides, data_files, output)
+    run = pipeline.validate(pipeline.load(options), thorough=True)
     names = ", ".join(display_path(path) for path in run.data.files) or "the data"
     if run.settings.schema is None:
         click.echo(
