@@ -49,14 +49,17 @@ def load(options: RunOptions) -> Run:
     return Run(options=options, settings=settings, data=loaded)
 
 
-def validate(run: Run) -> Run:
-    """Check the data against the JSON Schema and apply its defaults (no schema: no-op)."""
+def validate(run: Run, *, thorough: bool = False) -> Run:
+    """Check the data against the JSON Schema and apply its defaults (no schema: no-op).
+
+    `thorough` also checks the schema itself when the data is valid (makeflux validate).
+    """
     if run.settings.schema is None:
         return run
     # jsonschema is slow to import; only runs that validate pay for it.
     from makeflux.schema import validate_data
 
-    validate_data(run.settings, run.data)
+    validate_data(run.settings, run.data, thorough=thorough)
     return run
 
 
