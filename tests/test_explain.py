@@ -83,6 +83,7 @@ def test_explain_lists_the_rules_a_variable_takes_part_in(project: Path) -> None
     rule_count = sum("hubble_enabled" in json.dumps(rule) for rule in SCHEMA.get("allOf", []))
     assert len(rules) == rule_count
     assert field(result.output, "current") == ["false (default)"]
+    assert field(result.output, "allowed") == ["true or false"]
 
 
 def test_explain_lists_exactly_the_templates_that_use_a_variable(project: Path) -> None:

@@ -123,7 +123,8 @@ def _describe(
     field("default", [format_value(variable.default) if variable.has_default else "none"])
     if variable.required:
         field("required", ["yes"])
-    field("allowed", variable.constraints() or ["any " + variable.type_text])
+    anything = "true or false" if variable.type_text == "boolean" else "any " + variable.type_text
+    field("allowed", variable.constraints() or [anything])
     value, source = _value_and_source(variable, data)
     field("current", [f"{value} ({source})" if source != "not set" else "not set"])
     field("rules", [rule.text for rule in info.rules_for(variable.name)] or ["none"])
