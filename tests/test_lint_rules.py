@@ -93,9 +93,11 @@ def test_yaml_duplicate_key_is_an_error_at_the_second_key():
     ]
 
 
-def test_same_key_in_different_mappings_is_fine():
+def test_same_key_in_different_mappings_or_over_a_merge_key_is_fine():
     text = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  labels: {a: b}\n"
     assert only("yaml-duplicate-key", app_tree(**{"kubernetes/apps/a.yaml": text})) == []
+    merged = text + "data:\n  base: &base {a: '1', b: '2'}\n  x:\n    <<: *base\n    a: '3'\n"
+    assert only("yaml-duplicate-key", app_tree(**{"kubernetes/apps/a.yaml": merged})) == []
 
 
 def test_manifest_without_name_or_kind_is_reported():

@@ -24,9 +24,11 @@ class _LintLoader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 
 def _construct_mapping(loader: _LintLoader, node: yaml.MappingNode, deep: bool = False):
-    loader.flatten_mapping(node)
+    # Look before merge keys (<<: *anchor) are flattened in: overriding a merged key is fine.
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             first = seen.get(key)
@@ -36,6 +38,7 @@ def _construct_mapping(loader: _LintLoader, node: yaml.MappingNode, deep: bool =
             loader.duplicates.append((str(key), key_node.start_mark.line + 1, first))
         else:
             seen[key] = key_node.start_mark.line + 1
+    loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=deep)
 
 
