@@ -89,9 +89,7 @@ def build_environment(
     env.globals["env"] = os.environ
 
     _install_makejinja_shim()
-    for path in settings.import_paths:
-        if str(path) not in sys.path:
-            sys.path.append(str(path))
+    _use_import_paths(settings.import_paths)
     plugins = [
         load_plugin(name, env, data, settings) for name in (*settings.plugins, *settings.loaders)
     ]
@@ -164,10 +162,30 @@ def _where(settings: Settings) -> str:
     return display_path(settings.source) if settings.source else "settings"
 
 
+# import_paths earlier builds in this process put on sys.path. In-process callers (tests, library
+# users) build several projects in turn; one project's `plugin` module must not shadow another's.
+_ADDED_IMPORT_PATHS: list[str] = []
+_SEEN_IMPORT_PATHS: set[str] = set()
+
+
+def _use_import_paths(import_paths: tuple[Path, ...]) -> None:
+    """Put this project's import_paths on sys.path, and take other projects' off it."""
+    current = [str(p) for p in import_paths]
+    for stale in [p for p in _ADDED_IMPORT_PATHS if p not in current]:
+        while stale in sys.path:
+            sys.path.remove(stale)
+        _ADDED_IMPORT_PATHS.remove(stale)
+    for path in current:
+        _SEEN_IMPORT_PATHS.add(path)
+        if path not in sys.path:
+            sys.path.append(path)
+            _ADDED_IMPORT_PATHS.append(path)
+
+
 def _forget_user_modules(module_name: str, import_paths: tuple[Path, ...]) -> None:
-    """Drop cached modules loaded from the project's import_paths so each run sees its own files."""
+    """Drop cached modules loaded from any project's import_paths so each run sees its own files."""
     top = module_name.split(".", 1)[0]
-    roots = [str(p) for p in import_paths]
+    roots = {str(p) for p in import_paths} | _SEEN_IMPORT_PATHS
     for name in list(sys.modules):
         if name != top and not name.startswith(top + "."):
             continue
@@ -185,7 +203,7 @@ def _install_makejinja_shim() -> None:
     package here whose `plugin` is makeflux's copy of the protocol; its other submodules, when
     makejinja is installed, still import from the real package directory on first use.
     """
-    if "makejinja" in sys.modules:
+    if sys.modules.get("makejinja") is not None:
         return
     from makeflux import plugin_api
 
