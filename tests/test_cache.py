@@ -202,9 +202,7 @@ def test_a_corrupt_cache_file_is_ignored_and_rewritten(project: Path):
 def test_a_changed_setting_does_not_reuse_code_compiled_for_other_settings(project: Path):
     before = render(project, "out")
     settings = project / "makejinja.toml"
-    settings.write_text(
-        settings.read_text() + "\n[makejinja.whitespace]\ntrim_blocks = false\n"
-    )
+    settings.write_text(settings.read_text() + "\n[makejinja.whitespace]\ntrim_blocks = false\n")
     after = render(project, "out2")
     assert after != before
     assert after == render(project, "uncached", "--no-cache")
