@@ -117,9 +117,10 @@ def is_flux_kustomization(doc: Document) -> bool:
 
 
 def is_manifest_file(path: str, config: LintConfig) -> bool:
-    return path.endswith(YAML_SUFFIXES) and any(
-        path.startswith(d + "/") or not d for d in config.manifest_dirs
-    )
+    """A YAML file under a manifest directory; hidden files (.sops.yaml …) are tool config."""
+    if not path.endswith(YAML_SUFFIXES) or posixpath.basename(path).startswith("."):
+        return False
+    return any(path.startswith(d + "/") or not d for d in config.manifest_dirs)
 
 
 def root_files(tree: ParsedTree, config: LintConfig) -> list[str]:
