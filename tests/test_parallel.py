@@ -1,0 +1,120 @@
+"""Parallel rendering: forked workers give byte-identical output, errors and order; a failing
+worker's share is redone; small work is not forked at all."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from makeflux import cache, parallel
+from tests.conftest import run_cli
+from tests.test_cache import make_project, read_tree
+
+
+def add_templates(project: Path, count: int) -> None:
+    """Many templates of different sizes, with loops, filters and an include."""
+    templates = project / "templates" / "many"
+    templates.mkdir()
+    for i in range(count):
+        body = "".join(
+            f"line_{j}: #{{ (cluster_name ~ '-{i}-{j}') | upper }}#\n" for j in range(i % 7 + 1)
+        )
+        (templates / f"t{i:02d}.yaml.j2").write_text(
+            f"#% if feature_enabled %#\nindex: {i}\n{body}"
+            "#% for node in nodes %#\n- #{ node.name }#-#{ loop.index }#\n#% endfor %#\n"
+            "#% include 'labels.partial.j2' %#\n#% endif %#\n"
+        )
+
+
+def render(project: Path, out: str, jobs: str, monkeypatch: pytest.MonkeyPatch) -> tuple:
+    monkeypatch.setenv(parallel.JOBS_ENV, jobs)
+    result = run_cli(["render", "--no-lint", "-o", out], project)
+    return result.exit_code, result.output.replace(out, "OUT"), read_tree(project / out)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    project = make_project(tmp_path / "project")
+    add_templates(project, 24)
+    return project
+
+
+def test_forked_render_is_byte_identical_to_serial(project: Path, monkeypatch):
+    serial = render(project, "serial", "1", monkeypatch)
+    cold = render(project, "cold", "2", monkeypatch)  # workers compile and fill the cache
+    warm = render(project, "warm", "3", monkeypatch)  # workers load from the cache
+    assert serial[0] == 0
+    assert len(serial[2]) == 27  # 24 + app, feature, plain.txt (disabled renders empty)
+    assert serial == cold == warm
+    assert list(serial[2]) == list(cold[2])  # same order as well
+
+
+def test_forked_render_reports_the_same_errors_in_the_same_order(project: Path, monkeypatch):
+    many = project / "templates" / "many"
+    (many / "t03.yaml.j2").write_text("value: #{ missing_value }#\n")
+    (many / "t10.yaml.j2").write_text("#% if %#\n")
+    (many / "t17.yaml.j2").write_text("value: #{ nodes | no_such_filter }#\n")
+    serial = render(project, "serial", "1", monkeypatch)
+    forked = render(project, "forked", "2", monkeypatch)
+    assert serial[0] == forked[0] == 2
+    assert serial[1] == forked[1]
+    assert [line.split(":")[0] for line in serial[1].splitlines()] == [
+        "templates/many/t03.yaml.j2",
+        "templates/many/t10.yaml.j2",
+        "templates/many/t17.yaml.j2",
+    ]
+    assert not (project / "forked").exists()  # all or nothing, in parallel too
+
+
+def test_a_template_changed_between_forked_runs_is_not_stale(project: Path, monkeypatch):
+    before = render(project, "out", "2", monkeypatch)
+    template = project / "templates" / "many" / "t05.yaml.j2"
+    template.write_text(template.read_text().replace("index:", "idx:  "))
+    after = render(project, "out2", "2", monkeypatch)
+    assert after[2]["many/t05.yaml"] != before[2]["many/t05.yaml"]
+    assert after[2]["many/t05.yaml"].startswith(b"idx:   5\n")
+    assert after[2] == render(project, "serial", "1", monkeypatch)[2]
+
+
+def test_fork_map_keeps_order_and_redoes_a_failed_workers_share():
+    parent = os.getpid()
+
+    def square_or_crash(n: int) -> int:
+        if n == 5 and os.getpid() != parent:
+            os._exit(3)  # a worker dies without sending anything
+        return n * n
+
+    assert parallel.fork_map(square_or_crash, list(range(12)), 3) == [n * n for n in range(12)]
+
+
+def test_small_work_stays_in_this_process(monkeypatch):
+    monkeypatch.delenv(parallel.JOBS_ENV, raising=False)
+    pids = parallel.map_adaptive(lambda _: os.getpid(), list(range(200)))
+    assert set(pids) == {os.getpid()}
+
+
+@pytest.mark.skipif(parallel.available_cores() < 2, reason="needs two cores")
+def test_long_work_is_spread_over_the_cores(monkeypatch):
+    monkeypatch.delenv(parallel.JOBS_ENV, raising=False)
+
+    def slow(_: int) -> int:
+        time.sleep(0.01)
+        return os.getpid()
+
+    pids = parallel.map_adaptive(slow, list(range(40)))
+    assert len(pids) == 40
+    assert os.getpid() in pids and len(set(pids)) >= 2
+
+
+def test_jobs_1_never_forks(monkeypatch):
+    monkeypatch.setenv(parallel.JOBS_ENV, "1")
+
+    def slow(_: int) -> int:
+        time.sleep(0.01)
+        return os.getpid()
+
+    assert set(parallel.map_adaptive(slow, list(range(30)))) == {os.getpid()}
