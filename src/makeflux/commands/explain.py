@@ -94,7 +94,7 @@ def _table(info: SchemaInfo, data: LoadedData) -> str:
     leaves = [v for v in info.variables.values() if "properties" not in v.schema]
     rows = [(v.name, *_value_and_source(v, data)) for v in leaves]
     name_width = max([len("VARIABLE"), *(len(r[0]) for r in rows)])
-    value_width = min(40, max([len("VALUE"), *(len(r[1]) for r in rows)]))
+    value_width = min(50, max([len("VALUE"), *(len(r[1]) for r in rows)]))
     lines = [output.style(f"{'VARIABLE':<{name_width}}  {'VALUE':<{value_width}}  FROM", bold=True)]
     for name, value, source in rows:
         source_text = output.style(source, dim=True) if source == "default" else source
