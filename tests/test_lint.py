@@ -329,3 +329,23 @@ def test_linting_the_kubernetes_directory_itself_keeps_repository_paths(tmp_path
     inner = run_cli(["lint", str(rendered / "kubernetes")], BROKEN)
     assert inner.exit_code == 1
     assert inner.stdout == whole.stdout
+
+
+def test_unused_schema_variable_points_at_its_top_level_declaration(tmp_path):
+    project = shutil.copytree(CLEAN, tmp_path / "project")
+    (project / "cluster.schema.json").write_text(
+        "{\n"
+        '  "type": "object",\n'
+        '  "properties": {\n'
+        '    "podinfo_replicas": {"type": "integer",\n'
+        '      "properties": {"retention": {"description": "nested, \\"retention\\": not it"}}},\n'
+        '    "tempo_enabled": {"type": "boolean"},\n'
+        '    "retention": {"type": "string"}\n'
+        "  }\n"
+        "}\n"
+    )
+    result = run_cli(["lint"], project)
+    assert result.stdout.splitlines() == [
+        "cluster.schema.json:7: warning: template-variable-unused: 'retention' is declared but "
+        "no template uses it; remove it or use it"
+    ]
