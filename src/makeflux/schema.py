@@ -635,7 +635,9 @@ class _Locator:
         override = self._override(finding.at) or self._override(finding.about)
         if override is not None:
             key, raw = override
-            return Problem(finding.text, f"--set {key}={raw}")
+            given = f"{key}={raw}"
+            shown = given if given.isprintable() else _escaped(given)
+            return Problem(finding.text, f"--set {shown}")
         if finding.at and self._from_data_vars(finding.at) and self.settings.source:
             return Problem(finding.text, display_path(self.settings.source))
         top = finding.at[0] if finding.at else None
