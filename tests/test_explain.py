@@ -141,3 +141,56 @@ def test_explain_key_completes_in_the_shell(project: Path) -> None:
     completion = ShellComplete(cli, {}, "makeflux", "_MAKEFLUX_COMPLETE")
     names = [item.value for item in completion.get_completions(["explain"], "tracing_")]
     assert names == [name for name in SCHEMA["properties"] if name.startswith("tracing_")]
+
+
+def test_nested_refs_and_rules_of_a_hand_written_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$ref'd definitions, nested objects (dotted names), if/then/else and dependentRequired."""
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {"percent": {"type": "integer", "minimum": 1, "maximum": 100}},
+        "properties": {
+            "mode": {"enum": ["fast", "safe"], "default": "safe", "description": "How to run."},
+            "alerting": {
+                "type": "object",
+                "properties": {
+                    "threshold": {"$ref": "#/$defs/percent", "default": 90},
+                    "channel": {"type": "string"},
+                },
+            },
+            "webhook": {"type": "string"},
+            "token": {"type": "string"},
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"mode": {"const": "fast"}}, "required": ["mode"]},
+                "then": {"required": ["webhook"]},
+                "else": {"properties": {"alerting": {"required": ["channel"]}}},
+            }
+        ],
+        "dependentRequired": {"webhook": ["token"]},
+    }
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    (tmp_path / "makeflux.toml").write_text(
+        '[makeflux]\ninputs = ["t"]\noutput = "out"\ndata = ["c.yaml"]\nschema = "schema.json"\n'
+    )
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "alert.yaml.j2").write_text("#{ alerting.threshold }#\n")
+    (tmp_path / "c.yaml").write_text("alerting:\n  threshold: 75\n")
+    monkeypatch.chdir(tmp_path)
+
+    nested = explain("alerting.threshold")
+    assert nested.exit_code == 0, nested.output
+    assert field(nested.output, "type") == ["integer"]
+    assert field(nested.output, "allowed") == ["1 to 100"]
+    assert field(nested.output, "current") == ["75 (c.yaml)"]
+    assert field(nested.output, "used by") == ["t/alert.yaml.j2"]
+
+    mode = explain("mode")
+    assert field(mode.output, "type") == ["string"]
+    assert field(mode.output, "rules") == [
+        "when mode is fast, webhook must be set; otherwise alerting.channel must be set"
+    ]
+    assert field(explain("token").output, "rules") == ["when webhook is set, token must be set too"]

@@ -235,28 +235,28 @@ def _mentioned(node: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _describe_condition(node: Mapping[str, Any]) -> str:
+def _describe_condition(node: Mapping[str, Any], prefix: str = "") -> str:
     parts = []
     properties = node.get("properties") or {}
     for name, sub in properties.items():
-        parts.append(_describe_value(name, sub, demand=False))
+        parts.append(_describe_value(prefix + name, sub, demand=False))
     for name in node.get("required") or ():
         if name not in properties:
-            parts.append(f"{name} is set")
+            parts.append(f"{prefix}{name} is set")
     return _and(parts) or "always"
 
 
-def _describe_demand(node: Mapping[str, Any]) -> str:
+def _describe_demand(node: Mapping[str, Any], prefix: str = "") -> str:
     parts = []
     properties = node.get("properties") or {}
     for name, sub in properties.items():
-        parts.append(_describe_value(name, sub, demand=True))
+        parts.append(_describe_value(prefix + name, sub, demand=True))
     for name in node.get("required") or ():
         if name not in properties:
-            parts.append(f"{name} must be set")
+            parts.append(f"{prefix}{name} must be set")
     if isinstance(node.get("not"), Mapping):
         for name in node["not"].get("required") or ():
-            parts.append(f"{name} must not be set")
+            parts.append(f"{prefix}{name} must not be set")
     return _and(parts) or json.dumps(node, sort_keys=True)
 
 
@@ -270,6 +270,9 @@ def _describe_value(name: str, sub: Any, *, demand: bool) -> str:
         return f"{name} {verb} one of " + ", ".join(format_value(v) for v in sub["enum"])
     if isinstance(sub.get("not"), Mapping) and "const" in sub["not"]:
         return f"{name} {verb} not {format_value(sub['not']['const'])}"
+    if "properties" in sub or "required" in sub:  # a rule about keys inside a mapping
+        describe = _describe_demand if demand else _describe_condition
+        return describe(sub, f"{name}.")
     texts = constraint_texts(sub)
     if texts:
         return f"{name} {verb} " + ", ".join(texts)
