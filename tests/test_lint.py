@@ -349,3 +349,10 @@ def test_unused_schema_variable_points_at_its_top_level_declaration(tmp_path):
         "cluster.schema.json:7: warning: template-variable-unused: 'retention' is declared but "
         "no template uses it; remove it or use it"
     ]
+
+
+def test_quiet_keeps_the_findings_and_drops_the_summary():
+    result = run_cli(["--quiet", "lint"], BROKEN)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == BROKEN_FINDINGS
+    assert result.stderr == ""

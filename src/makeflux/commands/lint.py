@@ -9,6 +9,7 @@ import click
 from makeflux import lint as linting
 from makeflux import pipeline, report
 from makeflux.commands.common import pipeline_options, run_options
+from makeflux.output import QUIET, verbosity
 from makeflux.settings import find_settings_file, load_settings
 
 
@@ -54,10 +55,8 @@ def lint(
     text = linting.format_findings(findings, fmt)
     if text or fmt == "json":
         report.echo(text)
-    if fmt == "text" and findings:
-        errors = sum(1 for f in findings if f.severity == linting.ERROR)
-        warnings = len(findings) - errors
-        report.echo(f"makeflux: lint: {errors} error(s), {warnings} warning(s)", err=True)
+    if fmt == "text" and findings and verbosity() > QUIET:
+        report.echo(report.lint_summary(findings), err=True)
     raise SystemExit(linting.exit_status(findings, strict))
 
 
