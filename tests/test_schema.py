@@ -76,6 +76,14 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test starts with an empty cache, so no remembered verdict leaks between tests."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("MAKEFLUX_CACHE_DIR", str(directory))
+    return directory
+
+
 def make_project(
     root: Path,
     data: str | bytes,
@@ -379,11 +387,19 @@ def test_validation_libraries_load_only_when_needed(tmp_path: Path) -> None:
         project.mkdir()
         make_project(project, data, schema=schema)
         env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
-        ran = subprocess.run(
-            [sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True
-        )
-        seen[name] = ran.stdout.splitlines()[-1]
-    assert seen == {"plain": "False False", "valid": "True False", "invalid": "True False"}
+        for run in ("first", "again"):
+            ran = subprocess.run(
+                [sys.executable, "-c", probe], cwd=project, env=env, capture_output=True, text=True
+            )
+            seen[name, run] = ran.stdout.splitlines()[-1]
+    assert seen == {
+        ("plain", "first"): "False False",
+        ("plain", "again"): "False False",
+        ("valid", "first"): "True False",
+        ("valid", "again"): "False False",  # remembered: this schema accepted this data
+        ("invalid", "first"): "True False",
+        ("invalid", "again"): "True False",
+    }
 
 
 @pytest.mark.parametrize(
@@ -405,3 +421,43 @@ def test_render_reports_a_broken_schema_not_a_data_error(
     assert result.stderr.startswith("schema.json: not a valid draft 2020-12 JSON Schema: at /")
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_remembered_verdict_never_hides_a_change(tmp_path: Path, own_cache_dir: Path) -> None:
+    make_project(tmp_path, "cluster_name: lab\n")
+    assert run_cli(["render"], tmp_path).exit_code == 0
+    assert len(list((own_cache_dir / "valid").iterdir())) == 1
+    (tmp_path / "cluster.yaml").write_text("cluster_name: lab\ntracing_sample_rate: 150\n")
+    assert errors(tmp_path) == [
+        "cluster.yaml:2:22: tracing_sample_rate: 150 is greater than the maximum of 100"
+    ]
+    (tmp_path / "cluster.yaml").write_text("cluster_name: lab\n")
+    schema = json.loads((tmp_path / "schema.json").read_text())
+    schema["properties"]["cluster_name"]["maxLength"] = 2
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    assert errors(tmp_path) == [
+        "cluster.yaml:1:15: cluster_name: 'lab' is too long; at most 2 characters"
+    ]
+
+
+def test_validate_checks_the_schema_even_when_render_accepted_the_data(tmp_path: Path) -> None:
+    # The malformed keyword never meets a value, so validating the data alone cannot notice.
+    schema = {"properties": {"unused": {"type": "strng"}}}
+    make_project(tmp_path, "cluster_name: lab\n", schema=json.dumps(schema))
+    assert run_cli(["render"], tmp_path).exit_code == 0
+    assert errors(tmp_path) == [
+        "schema.json: not a valid draft 2020-12 JSON Schema: at /properties/unused/type: "
+        "'strng' is not valid under any of the given schemas"
+    ]
+
+
+def test_no_cache_and_an_unusable_cache_dir_still_validate(
+    tmp_path: Path, own_cache_dir: Path
+) -> None:
+    make_project(tmp_path, "cluster_name: lab\n")
+    assert run_cli(["--no-cache", "render"], tmp_path).exit_code == 0
+    assert not own_cache_dir.exists()
+    own_cache_dir.write_text("a file where the cache directory should be")
+    assert run_cli(["render"], tmp_path).exit_code == 0
+    (tmp_path / "cluster.yaml").write_text("cluster_name: 5\n")
+    assert run_cli(["render"], tmp_path).exit_code == 2

@@ -17,6 +17,13 @@ VALID = FIXTURES / "valid"
 INVALID = FIXTURES / "invalid"
 SETTINGS = REPO_ROOT / "makeflux.toml"  # names schemas/cluster.schema.json
 
+
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No remembered verdict from another test (or the user's own runs) decides a case."""
+    monkeypatch.setenv("MAKEFLUX_CACHE_DIR", str(tmp_path / "cache"))
+
+
 INVALID_CASES = sorted(p.stem for p in INVALID.glob("*.expected"))
 
 

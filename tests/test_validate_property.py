@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from conftest import REPO_ROOT, run_cli
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +33,13 @@ FILE_LEVEL = re.compile(
 )
 LOCATED = re.compile(r"^cluster\.yaml:\d+(:\d+)?: \S")
 FROM_SET = re.compile(r"^--set (\"?)[^=]+=.*: \S")
+
+
+@pytest.fixture(autouse=True)
+def own_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No remembered verdict from another test (or the user's own runs) decides a case."""
+    monkeypatch.setenv("MAKEFLUX_CACHE_DIR", str(tmp_path / "cache"))
+
 
 PROPERTY_SETTINGS = settings(
     max_examples=40,

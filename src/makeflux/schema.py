@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
+import importlib.metadata
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import jsonschema
-import referencing.exceptions
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as JsonSchemaError
-from jsonschema.exceptions import best_match
-
+from makeflux import cache
 from makeflux.data import LoadedData
 from makeflux.errors import Problem, SchemaError, ValidationError, display_path
 from makeflux.settings import Settings
 from makeflux.yamlsource import KeyPath, load_documents, locate
+
+if TYPE_CHECKING:  # jsonschema costs ~40 ms to import: only runs that really validate pay it
+    from jsonschema.exceptions import ValidationError as JsonSchemaError
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -62,6 +62,10 @@ _TYPE_WORDS = {
 
 def load_schema(path: Path) -> dict[str, Any]:
     """The schema file as a JSON object that declares draft 2020-12 (or nothing)."""
+    return _read_schema(path)[0]
+
+
+def _read_schema(path: Path) -> tuple[dict[str, Any], str]:
     where = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -90,7 +94,7 @@ def load_schema(path: Path) -> dict[str, Any]:
                 where,
             )
         )
-    return schema
+    return schema, text
 
 
 def check_schema(schema: Mapping[str, Any], path: Path) -> None:
@@ -99,6 +103,9 @@ def check_schema(schema: Mapping[str, Any], path: Path) -> None:
     This costs more than validating cluster.yaml itself, so runs that render do it only when
     validation fails or breaks (a broken schema shows up there); `makeflux validate` always does.
     """
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
     meta = Draft202012Validator(
         Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
@@ -194,23 +201,25 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
     """
     assert settings.schema is not None
     path = settings.schema
-    schema = load_schema(path)
-    if thorough:
-        check_schema(schema, path)
+    schema, schema_text = _read_schema(path)
     problems = _empty_file_problems(data)
     try:
         defaulted = apply_defaults(schema, data.values)
-        instance, key_problems = _json_view(data.values, ())
-        validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-        errors = list(validator.iter_errors(instance))
-    except (referencing.exceptions.Unresolvable, jsonschema.exceptions.SchemaError) as exc:
-        raise SchemaError(Problem(f"schema cannot be used: {exc}", display_path(path))) from None
-    except Exception as exc:  # jsonschema trips over a malformed schema in many ways
+    except Exception as exc:  # a malformed schema ('allOf': 5 …)
+        _raise_unusable(schema, path, exc)
+    instance, key_problems = _json_view(data.values, ())
+    verdict = None if problems or key_problems else _verdict_file(schema_text, instance)
+    if verdict is not None and not thorough and verdict.exists():
+        return  # this schema already accepted exactly this data
+    if thorough:
         check_schema(schema, path)
-        raise SchemaError(
-            Problem(f"schema cannot be used: {type(exc).__name__}: {exc}", display_path(path))
-        ) from None
+    try:
+        errors = _schema_errors(schema, instance)
+    except Exception as exc:  # jsonschema trips over a malformed schema in many ways
+        _raise_unusable(schema, path, exc)
     if not errors and not key_problems and not problems:
+        if verdict is not None:
+            _remember(verdict)
         return
     if errors and not thorough:
         check_schema(schema, path)  # errors from a malformed schema would only mislead
@@ -218,6 +227,62 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
     findings = _explain(errors, schema, instance, defaulted, key_problems)
     problems += [locator.problem(finding) for finding in findings]
     raise ValidationError(sorted(problems, key=locator.order))
+
+
+def _schema_errors(schema: Mapping[str, Any], instance: Any) -> list[JsonSchemaError]:
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return list(validator.iter_errors(instance))
+
+
+def _raise_unusable(schema: Mapping[str, Any], path: Path, exc: Exception) -> NoReturn:
+    """A schema that breaks validation: say what is wrong with it, not with the data."""
+    check_schema(schema, path)
+    import referencing.exceptions
+
+    if isinstance(exc, referencing.exceptions.Unresolvable):
+        message = f"schema cannot be used: cannot resolve $ref {exc.ref!r}"
+    else:
+        message = f"schema cannot be used: {type(exc).__name__}: {exc}"
+    raise SchemaError(Problem(message, display_path(path))) from None
+
+
+# A valid verdict is remembered per (schema text, data) in the user's cache directory, so a run
+# whose schema and data did not change skips importing jsonschema and validating again.
+_VERDICT_FORMAT = "makeflux-valid-1"
+
+
+def _verdict_file(schema_text: str, instance: Any) -> Path | None:
+    root = cache.cache_root() if cache.is_enabled() else None
+    if root is None:
+        return None
+    try:
+        validator_version = importlib.metadata.version("jsonschema")
+    except importlib.metadata.PackageNotFoundError:
+        validator_version = "unknown"
+    digest = hashlib.sha256()
+    for part in (
+        _VERDICT_FORMAT,
+        validator_version,
+        schema_text,
+        json.dumps(instance, sort_keys=True, default=_typed_repr),
+    ):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return root / "valid" / digest.hexdigest()
+
+
+def _typed_repr(value: Any) -> str:
+    # Dates, sets …: not JSON, and never equal to a string the user wrote.
+    return f"\0{type(value).__name__}:{value!r}"
+
+
+def _remember(verdict: Path) -> None:
+    try:
+        verdict.parent.mkdir(parents=True, exist_ok=True)
+        verdict.touch()
+    except OSError:
+        pass  # the cache only saves time; a read-only home must not fail the run
 
 
 @dataclass(frozen=True)
@@ -279,6 +344,8 @@ def _explain(
     findings: list[Finding] = list(key_problems)  # first: they win over the same key's errors
     for error in errors:
         if error.context:  # anyOf / oneOf: the branch that came closest tells the most
+            from jsonschema.exceptions import best_match
+
             error = best_match([error])
         findings += _findings(error, schema, instance)
     return _without_cascade(findings, instance, defaulted)
