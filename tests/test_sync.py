@@ -291,6 +291,20 @@ def test_output_elsewhere_leaves_the_manifest_alone(tmp_path: Path) -> None:
     assert snapshot(project) == before  # neither the real tree nor its manifest changed
 
 
+def test_moving_the_output_starts_a_new_manifest_and_keeps_the_old_tree(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    render(project)
+    before = snapshot(out(project))
+    (project / "makeflux.toml").write_text(SETTINGS.replace('"kubernetes"', '"k8s"'))
+    result = render(project)
+    assert result.exit_code == 0, result.output
+    assert "the output moved from 'kubernetes' to 'k8s'" in result.stderr
+    assert snapshot(out(project)) == before  # never pruned: only the user may delete it
+    assert files_on_disk(project / "k8s") == BASE_FILES
+    assert '"output": "k8s"' in (project / ".makeflux-manifest.json").read_text()
+    assert render(project).stderr == ""
+
+
 # --- sops files ----------------------------------------------------------------------------------
 
 

@@ -127,7 +127,8 @@ def load_previous(
     A corrupt manifest stops the run (ManifestError) unless `force`: then it is treated as absent,
     so nothing is pruned, and rebuilt. The manifest belongs to the configured output directory:
     when `-o` points elsewhere (`foreign_output`) it is neither used nor rewritten, unless it
-    already describes that directory.
+    already describes that directory. When the configured output itself moved, the old tree is
+    left alone and a new manifest is started.
     """
     path = manifest_path(settings)
     notes: list[str] = []
@@ -140,11 +141,19 @@ def load_previous(
         previous = None
     label = output_label(path, settings.output)
     if previous is not None and previous.output != label:
+        if foreign_output:
+            notes.append(
+                f"makeflux: {_display(path)} describes output '{previous.output}', not "
+                f"'{label}'; it is left alone, so nothing is pruned and differing files are "
+                "protected"
+            )
+            return None, None, notes
+        # The settings' output moved: never prune the old tree, start a manifest for the new one.
         notes.append(
-            f"makeflux: {_display(path)} describes output '{previous.output}', not '{label}'; "
-            "it is left alone this run, so nothing is pruned and differing files are protected"
+            f"makeflux: the output moved from '{previous.output}' to '{label}'; the files in "
+            f"'{previous.output}' are no longer tracked (delete them yourself if unused)"
         )
-        return None, None, notes
+        return None, path, notes
     if previous is None and foreign_output:
         return None, None, notes
     return previous, path, notes
