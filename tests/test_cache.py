@@ -245,3 +245,32 @@ def test_concurrent_runs_share_one_cache_safely(project: Path):
     for i in range(3):
         assert read_tree(project / f"out{i}") == expected
     assert render(project, "after") == expected
+
+
+def test_memoized_template_facts_follow_the_source_and_survive_damage(project: Path):
+    settings = load_settings(project)
+    env = build_environment(settings, {}).env
+    calls: list[str] = []
+
+    def facts(source: str):
+        def compute():
+            calls.append(source)
+            return {"length": len(source), "lines": source.count("\n")}
+
+        return cache.memoize(env, "test-facts-1", "t.j2", source, compute)
+
+    assert facts("a\nb\n") == {"length": 4, "lines": 2}
+    assert facts("a\nb\n") == {"length": 4, "lines": 2}
+    assert calls == ["a\nb\n"], "the second call must come from the cache"
+    assert facts("a\nc\nd\n") == {"length": 6, "lines": 3}  # same name, new source
+    for stored in (project.parent / "cache" / "facts").rglob("*"):
+        if stored.is_file():
+            stored.write_bytes(b"{not json")
+    assert facts("a\nc\nd\n") == {"length": 6, "lines": 3}
+    assert len(calls) == 3
+    cache.set_enabled(False)
+    try:
+        assert facts("a\nc\nd\n") == {"length": 6, "lines": 3}
+        assert len(calls) == 4, "--no-cache computes afresh"
+    finally:
+        cache.set_enabled(True)

@@ -22,10 +22,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import json
 import marshal
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any
@@ -175,7 +177,54 @@ def for_environment(env: jinja2.Environment) -> CompiledTemplateCache:
     root = cache_root() if _enabled else None
     if root is None:
         return CompiledTemplateCache(None)
-    return CompiledTemplateCache(root / "code" / environment_fingerprint(env))
+    return CompiledTemplateCache(root / "code" / _fingerprint_of(env))
+
+
+def memoize(
+    env: jinja2.Environment, kind: str, name: str, source: str, compute: Callable[[], Any]
+) -> Any:
+    """compute() for one template's source, kept across runs like its compiled code.
+
+    For facts derived from the source alone (lint's parse of every template, say) under `env`'s
+    compile settings: `compute` must return JSON data that depends on nothing else (not on the
+    data, the working directory or display paths). `kind` names the fact and its version.
+    """
+    root = cache_root() if _enabled else None
+    if root is None:
+        return compute()
+    checksum = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    key = hashlib.sha256(f"{kind}\0{name}".encode()).hexdigest()[:40]
+    path = root / "facts" / _fingerprint_of(env) / key
+    try:
+        stored = json.loads(path.read_bytes())
+        if stored.get("kind") == kind and stored.get("checksum") == checksum:
+            return stored["value"]
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        pass  # missing or damaged: computed and rewritten below
+    value = compute()
+    blob = json.dumps({"kind": kind, "checksum": checksum, "value": value}).encode()
+    with contextlib.suppress(OSError, ValueError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fp:
+                fp.write(blob)
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+            raise
+    return value
+
+
+def _fingerprint_of(env: jinja2.Environment) -> str:
+    """environment_fingerprint, computed again only when filters, tests or extensions change."""
+    shape = (len(env.filters), len(env.tests), len(env.extensions), len(env.policies))
+    cached = getattr(env, "_makeflux_fingerprint", None)
+    if cached is None or cached[0] != shape:
+        cached = (shape, environment_fingerprint(env))
+        env._makeflux_fingerprint = cached  # type: ignore[attr-defined]
+    return cached[1]
 
 
 # Environment attributes the lexer, parser or code generator read.
