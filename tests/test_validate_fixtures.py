@@ -65,3 +65,10 @@ def test_a_real_process_prints_the_same(name: str) -> None:
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == (INVALID / f"{name}.expected").read_text(encoding="utf-8")
+
+
+def test_the_shipped_sample_is_valid() -> None:
+    args = ["validate", "--config", str(SETTINGS), "--data", "cluster.sample.yaml"]
+    result = run_cli(args, REPO_ROOT)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == "makeflux: cluster.sample.yaml is valid\n"
