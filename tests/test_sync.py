@@ -459,3 +459,20 @@ def test_manifest_is_not_rewritten_when_a_file_write_fails(
     monkeypatch.undo()
     assert manifest(project) == old_manifest
     assert (out(project) / "apps/base/config.yaml").read_text() == "replicas: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "encrypted"),
+    [
+        (ENCRYPTED_SECRET.encode(), True),
+        (b'{\n    "data": "ENC[AES256_GCM,data:eA==,type:str]",\n    "sops": {\n', True),
+        (b"TOKEN=ENC[AES256_GCM,data:eA==,type:str]\nsops_version=3.9.0\n", True),
+        (b"[app]\ntoken = ENC[AES256_GCM,data:eA==]\n[sops]\nversion = 3.9.0\n", True),
+        (b"password: hunter2\n", False),
+        (b"stringData:\n  sops: not-metadata\n", False),  # indented: a value, not sops' key
+    ],
+)
+def test_sops_formats_are_recognised_as_encrypted(content: bytes, encrypted: bool) -> None:
+    from makeflux.sync import is_encrypted
+
+    assert is_encrypted(content) is encrypted

@@ -40,9 +40,10 @@ ENCRYPTED = "encrypted"  # a rewritten file, encrypted on disk, whose plaintext 
 
 DEFAULT_REWRITTEN_PATTERNS = ("*.sops.*",)
 
-# sops metadata: a top-level `sops` key (YAML/JSON), `sops_*` lines (dotenv/ini), ENC[...] values.
+# sops metadata: a `sops` key (YAML/JSON), `sops_*` lines (dotenv), a [sops] section (INI),
+# ENC[...] values (every format, binary included).
 _SOPS_MARKERS = re.compile(
-    rb'ENC\[[A-Z0-9_]+,|^sops:|^"?sops"?\s*:|^sops_\w+\s*=|"sops"\s*:\s*\{', re.MULTILINE
+    rb'ENC\[[A-Z0-9_]+,|^"?sops"?\s*:|^sops_\w+\s*=|"sops"\s*:\s*\{|^\[sops\]', re.MULTILINE
 )
 
 
