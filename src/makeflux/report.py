@@ -7,13 +7,15 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from makeflux import output
-from makeflux.lint.findings import ERROR, Finding, format_findings
 from makeflux.sync import CREATE, DELETE, ENCRYPTED, RECREATE, UNCHANGED, UPDATE, Plan
+
+if TYPE_CHECKING:  # the lint package is heavy to import; plan and --no-lint never need it
+    from makeflux.lint.findings import Finding
 
 CHECK_HINT = "run makeflux render and commit"
 
@@ -275,12 +277,14 @@ def error_lines(lines: list[str]) -> None:
 
 def lint_lines(findings: list[Finding], fmt: str = "text") -> list[str]:
     """Lint findings in the format of the command that ran lint (text, github; json is nested)."""
+    from makeflux.lint.findings import format_findings
+
     text = format_findings(findings, fmt)
     return text.splitlines() if text else []
 
 
 def lint_summary(findings: list[Finding]) -> str:
-    errors = sum(1 for f in findings if f.severity == ERROR)
+    errors = sum(1 for f in findings if f.severity == "error")
     return f"makeflux: lint: {errors} error(s), {len(findings) - errors} warning(s)"
 
 

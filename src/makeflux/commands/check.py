@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from makeflux import lint, pipeline, report, sync
+from makeflux import pipeline, report, sync
 from makeflux.commands.common import pipeline_options, run_options
 from makeflux.errors import EXIT_CHANGES
 
@@ -35,11 +35,16 @@ def check(
     """Exit 0 when the files on disk are what the templates render, 1 on drift (or lint
     errors), 2 on bad input. Writes nothing."""
     run = pipeline.build(run_options(config, overrides, data_files, output))
-    findings = None if no_lint else lint.run(run)
+    findings = None
+    lint_failed = False
+    if not no_lint:
+        from makeflux import lint  # heavy: imported only when check lints
+
+        findings = lint.run(run)
+        lint_failed = lint.exit_status(findings) != 0
     the_plan = sync.plan_run(run, ignore_guard=True)
     report.error_lines(the_plan.notes)
     drift = bool(report.plan_changes(the_plan, for_check=True, with_diff=False))
-    lint_failed = findings is not None and lint.exit_status(findings) != 0
     if output_format == "json":
         report.echo(report.plan_json(the_plan, for_check=True, findings=findings))
     elif output_format == "github":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from makeflux import lint, pipeline, report, sync
+from makeflux import pipeline, report, sync
 from makeflux.commands.common import pipeline_options, run_options
 
 
@@ -33,7 +33,7 @@ def render(
     as warnings (exit status unchanged, as makejinja's; `check` and `lint` fail on them).
     """
     run = pipeline.build(run_options(config, overrides, data_files, output))
-    findings = [] if no_lint else lint.run(run)  # before writing: bad lint settings write nothing
+    findings = [] if no_lint else _lint(run)  # before writing: bad lint settings write nothing
     plan = sync.plan_run(run, force=force)
     report.error_lines(plan.notes)
     sync.apply_plan(plan)
@@ -41,3 +41,9 @@ def render(
     if findings:
         # A drop-in for makejinja must not start failing pipelines that passed: report only.
         report.error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
+
+
+def _lint(run: pipeline.Run) -> list:
+    from makeflux import lint  # heavy: imported only when render lints
+
+    return lint.run(run)
