@@ -461,3 +461,71 @@ def test_no_cache_and_an_unusable_cache_dir_still_validate(
     assert run_cli(["render"], tmp_path).exit_code == 0
     (tmp_path / "cluster.yaml").write_text("cluster_name: 5\n")
     assert run_cli(["render"], tmp_path).exit_code == 2
+
+
+RULES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "stack": {"enum": ["victoriametrics", "prometheus"], "default": "victoriametrics"},
+        "grafana_enabled": {"type": "boolean", "default": False},
+        "replicas": {"type": "integer", "default": 1},
+        "ha": {"type": "boolean", "default": False},
+        "webhook": {"type": "string"},
+        "retention": {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^[0-9]+d$"}]},
+    },
+    "allOf": [
+        {
+            "if": {"properties": {"stack": {"const": "prometheus"}}},
+            "then": {"properties": {"grafana_enabled": {"const": True}}},
+        },
+        {
+            "if": {"properties": {"ha": {"const": True}}, "required": ["ha"]},
+            "then": {"properties": {"replicas": {"minimum": 2}}},
+            "else": {"properties": {"replicas": {"maximum": 1}}},
+        },
+    ],
+    "dependentSchemas": {"webhook": {"properties": {"grafana_enabled": {"const": True}}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            "stack: prometheus\n",
+            "cluster.yaml:1:1: stack: 'prometheus' requires grafana_enabled: true",
+        ),
+        (
+            "ha: true\nreplicas: 1\n",
+            "cluster.yaml:1:1: ha requires replicas to be at least 2 (it is 1)",
+        ),
+        (
+            "ha: false\nreplicas: 3\n",
+            "cluster.yaml:1:1: ha: false requires replicas to be at most 1 (it is 3)",
+        ),
+        (
+            "webhook: https://hooks.example\n",
+            "cluster.yaml:1:1: webhook requires grafana_enabled: true",
+        ),
+        (
+            "retention: 7days\n",
+            "cluster.yaml:1:12: retention: '7days' does not match the pattern ^[0-9]+d$",
+        ),
+    ],
+)
+def test_other_rule_shapes_in_words(tmp_path: Path, data: str, expected: str) -> None:
+    make_project(tmp_path, data, schema=RULES_SCHEMA)
+    assert errors(tmp_path) == [expected]
+
+
+def test_data_vars_and_json_data_are_located_by_file(tmp_path: Path) -> None:
+    make_project(tmp_path, "cluster_name: lab\n")
+    settings = (tmp_path / "makeflux.toml").read_text()
+    settings = settings.replace('data = ["cluster.yaml"]', 'data = ["cluster.yaml", "extra.json"]')
+    (tmp_path / "makeflux.toml").write_text(settings + '[makeflux.data_vars]\nloki_enabled = "1"\n')
+    (tmp_path / "extra.json").write_text('{\n  "tracing_sample_rate": 500\n}\n')
+    assert errors(tmp_path) == [
+        "extra.json: tracing_sample_rate: 500 is greater than the maximum of 100",
+        "makeflux.toml: loki_enabled: '1' is a string; expected a boolean (true or false); "
+        "write true or false without quotes",
+    ]

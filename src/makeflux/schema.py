@@ -692,6 +692,15 @@ def _requirement_words(error: JsonSchemaError, target: KeyPath) -> str:
     if error.validator == "type":
         types = [expected] if isinstance(expected, str) else expected
         return f"{name} to be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+    bounds = {
+        "minimum": "at least",
+        "maximum": "at most",
+        "exclusiveMinimum": "more than",
+        "exclusiveMaximum": "less than",
+    }
+    if error.validator in bounds:
+        actual = _show(error.instance)
+        return f"{name} to be {bounds[str(error.validator)]} {_show(expected)} (it is {actual})"
     return f"{name} where {error.message}"
 
 
