@@ -26,7 +26,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.pack import all_valid_combinations, combination_id, render_pack
+from tests.pack import (
+    all_valid_combinations,
+    combination_id,
+    load_schema,
+    render_pack,
+    sample_values,
+    schema_errors,
+)
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
 COMPONENTS = ("grafana", "alertmanager", "node-exporter", "kube-state-metrics")
@@ -251,6 +258,60 @@ def test_tempo_remote_writes_to_the_chosen_metrics_stack(
         checked += 1
     assert checked, "no combination has tracing on"
     assert not failures, "\n".join(failures)
+
+
+# Alternatives for variables whose schema examples offer none besides the default.
+ALTERNATIVE_VALUES = {"cluster_gateway_addr": "192.168.1.99", "cluster_pod_cidr": "10.244.0.0/16"}
+
+
+def alternative_value(name: str, spec: dict[str, Any], current: Any) -> Any:
+    """A valid value other than `current`, from the schema itself where it can say one."""
+    if name in ALTERNATIVE_VALUES:
+        return ALTERNATIVE_VALUES[name]
+    if spec.get("type") == "boolean":
+        return not current
+    if spec.get("type") == "array" and current:
+        return current[:-1]
+    if spec.get("type") == "integer":
+        return current + 1 if current + 1 <= spec.get("maximum", current + 1) else current - 1
+    for choice in [*spec.get("enum", []), *spec.get("examples", [])]:
+        if choice != current:
+            return choice
+    raise AssertionError(f"no alternative value known for {name}: add one to ALTERNATIVE_VALUES")
+
+
+def test_every_variable_changes_the_output(tmp_path: Path) -> None:
+    """Every variable the schema declares does something: with the whole stack on, changing it
+    alone (to another valid value) changes the rendered tree."""
+    switches = (
+        "monitoring_enabled",
+        "monitoring_alerts_enabled",
+        "loki_enabled",
+        "tracing_enabled",
+        "hubble_enabled",
+        "hubble_ui_enabled",
+        "alertmanager_slack_enabled",
+        "alertmanager_pagerduty_enabled",
+    )
+    everything = {**sample_values(), **dict.fromkeys(switches, True)}
+    assert schema_errors(everything) == []
+    (tmp_path / "baseline").mkdir()
+    baseline = tree_bytes(render_pack(tmp_path / "baseline", everything))
+    idle, skipped = [], []
+    for name, spec in load_schema()["properties"].items():
+        variant = {**everything, name: alternative_value(name, spec, everything[name])}
+        if schema_errors(variant):  # e.g. monitoring off while Loki is on: flags are proven above
+            skipped.append(name)
+            continue
+        (tmp_path / name).mkdir()
+        if tree_bytes(render_pack(tmp_path / name, variant)) == baseline:
+            idle.append(f"{name}: {everything[name]!r} → {variant[name]!r}")
+    assert not idle, "variables that change nothing in the rendered tree:\n" + "\n".join(idle)
+    assert skipped == ["monitoring_enabled", "hubble_enabled"], skipped
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 # --- the counting itself must catch what it claims to catch -------------------------------------
