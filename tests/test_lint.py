@@ -356,3 +356,23 @@ def test_quiet_keeps_the_findings_and_drops_the_summary():
     assert result.exit_code == 1
     assert result.stdout.splitlines() == BROKEN_FINDINGS
     assert result.stderr == ""
+
+
+def test_template_facts_are_cached_between_runs_and_follow_edits(tmp_path):
+    project = shutil.copytree(BROKEN, tmp_path / "project")
+    env = {"env": {"MAKEFLUX_CACHE_DIR": str(tmp_path / "cache")}}
+    cold = run_subprocess(["lint"], project, **env)
+    assert cold.stdout.splitlines() == BROKEN_FINDINGS
+    assert list((tmp_path / "cache").glob("facts/*/*"))
+    warm = run_subprocess(["lint"], project, **env)
+    assert warm.stdout == cold.stdout
+    # an edited template is parsed again: the undeclared variable moves with it
+    template = project / "templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2"
+    template.write_text(template.read_text().replace("  values:\n", "  values:\n    a: b\n"))
+    edited = run_subprocess(["lint"], project, **env)
+    assert (
+        "templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2:19: error: "
+        "template-variable-undeclared: 'retention_days'" in edited.stdout
+    )
+    uncached = run_subprocess(["--no-cache", "lint"], project, **env)
+    assert uncached.stdout == edited.stdout

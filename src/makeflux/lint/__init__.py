@@ -97,8 +97,8 @@ def lint_templates(
     setup = build_environment(settings, data)
     # Names the environment itself supplies (Jinja's and plugins' globals); data doesn't count.
     provided = set(setup.env.globals) - set(data)
-    # find_undeclared_variables skips every global, so the data must not be among them.
-    setup.env.globals = {k: v for k, v in setup.env.globals.items() if k in provided}
+    # find_undeclared_variables skips every global; check_templates subtracts `provided` itself.
+    setup.env.globals = {}
     sources = []
     for source in discover_sources(settings, setup):
         if not source.is_template:

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta, nodes
 
+from makeflux import cache
 from makeflux.lint.findings import ERROR, WARNING, Finding
 
 
@@ -81,24 +82,29 @@ def check_templates(
     schema_shown: str,
     provided: set[str],
 ) -> list[Finding]:
-    """`provided`: names the environment supplies without the schema (Jinja and plugin globals)."""
+    """`env` must have no globals (find_undeclared_variables skips them); `provided`: the names
+    the environment supplies without the schema (Jinja's and the plugins' globals)."""
     findings: list[Finding] = []
     used: set[str] = set()
     for template in templates:
         findings.extend(_comments(env, template))
-        try:
-            ast = env.parse(template.text, template.name, template.shown)
-        except jinja2.TemplateSyntaxError:
-            continue  # rendering reports it, with its line
-        names = meta.find_undeclared_variables(ast) - provided
-        used |= names
         if schema is None:
-            continue
-        for name in sorted(names - set(schema)):
+            continue  # nothing to compare the variables with
+        # Parsing every template is most of lint's cost: keep the result between runs.
+        first_uses = cache.memoize(
+            env,
+            "lint-template-variables-1",
+            template.name,
+            template.text,
+            lambda template=template: free_variables(env, template),
+        )
+        names = {name: line for name, line in first_uses.items() if name not in provided}
+        used.update(names)
+        for name in sorted(set(names) - set(schema)):
             findings.append(
                 Finding(
                     template.shown,
-                    _first_use(ast, name),
+                    names[name],
                     ERROR,
                     "template-variable-undeclared",
                     f"'{name}' is used here but the schema ({schema_shown}) does "
@@ -120,15 +126,27 @@ def check_templates(
     return findings
 
 
-def _first_use(ast: nodes.Template, name: str) -> int:
-    lines = [n.lineno for n in ast.find_all(nodes.Name) if n.name == name and n.ctx == "load"]
-    return min(lines, default=1)
+def free_variables(env: jinja2.Environment, template: TemplateSource) -> dict[str, int]:
+    """Every variable the template reads but does not define → the line of its first use
+    ({} when it does not parse: rendering reports that, with its line)."""
+    try:
+        ast = env.parse(template.text, template.name, template.shown)
+    except jinja2.TemplateSyntaxError:
+        return {}
+    names = meta.find_undeclared_variables(ast)
+    lines: dict[str, int] = {}
+    for node in ast.find_all(nodes.Name):
+        if node.name in names and node.ctx == "load":
+            lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
+    return {name: lines.get(name, 1) for name in names}
 
 
 def _comments(env: jinja2.Environment, template: TemplateSource) -> list[Finding]:
     """template-comment-multiline: a comment that runs on past the end of its line."""
     start, end = env.comment_start_string, env.comment_end_string
     reversed_end = end[::-1]
+    if not _may_have_multiline_comment(template.text, start, end):
+        return []
     findings = []
     try:
         tokens: list[Any] = list(env.lex(template.text, template.name, template.shown))
@@ -168,3 +186,14 @@ def _comments(env: jinja2.Environment, template: TemplateSource) -> list[Finding
                     )
             opened = None
     return findings
+
+
+def _may_have_multiline_comment(text: str, start: str, end: str) -> bool:
+    """A quick scan for a comment that spans a newline; only those templates get lexed."""
+    position = text.find(start)
+    while position != -1:
+        closing = text.find(end, position + len(start))
+        if closing == -1 or "\n" in text[position:closing]:
+            return True
+        position = text.find(start, closing + len(end))
+    return False
