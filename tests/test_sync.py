@@ -180,6 +180,24 @@ def test_user_file_at_a_generated_path_is_protected(tmp_path: Path) -> None:
     assert (out(project) / "apps/base/config.yaml").read_text() == "replicas: 1\n"
 
 
+def test_a_directory_at_a_generated_path_is_never_replaced(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    (out(project) / "apps/base/app.yaml").mkdir(parents=True)
+    (out(project) / "apps/base/app.yaml/notes.txt").write_text("mine\n")
+    for args in ([], ["--force"]):
+        result = render(project, *args)
+        assert result.exit_code == 2
+        assert "kubernetes/apps/base/app.yaml: a directory is in the way; move it" in result.stderr
+        assert "--force cannot fix this" in result.stderr
+    assert files_on_disk(out(project)) == {"apps/base/app.yaml/notes.txt"}
+    planned = run_cli(["plan", "--stat"], project)
+    expected = (
+        "! kubernetes/apps/base/app.yaml  (a directory is in the way; move it; render stops here)"
+    )
+    assert expected in planned.stdout
+    assert run_cli(["check"], project).exit_code == 1
+
+
 def test_makejinja_force_setting_covers_only_files_outside_the_manifest(tmp_path: Path) -> None:
     project = make_project(tmp_path, settings=SETTINGS + "force = true\n")
     (out(project) / "apps/base").mkdir(parents=True)

@@ -90,7 +90,17 @@ def plan_changes(plan: Plan, *, for_check: bool = False, with_diff: bool = True)
         changes.append(Change(display(root / relative), relative, action, note, diff))
     for conflict in plan.conflicts:
         changes.append(
-            Change(display(root / conflict.path), conflict.path, "conflict", conflict.reason)
+            Change(
+                display(root / conflict.path),
+                conflict.path,
+                "conflict",
+                conflict.reason
+                + (
+                    "; render stops here unless --force"
+                    if conflict.forceable
+                    else "; render stops here"
+                ),
+            )
         )
     return sorted(changes, key=lambda c: c.relative)
 
@@ -290,7 +300,7 @@ def lint_summary(findings: list[Finding]) -> str:
 
 def _change_line(change: Change, colour: bool) -> str:
     if change.action == "conflict":
-        text = f"! {change.path}  ({change.note}; render stops here unless --force)"
+        text = f"! {change.path}  ({change.note})"
         return click.style(text, fg="red", bold=True) if colour else text
     text = f"{_SYMBOLS[change.action]} {change.path}"
     if change.note:
