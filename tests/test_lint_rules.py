@@ -126,7 +126,7 @@ def test_kustomize_inputs_and_files_outside_manifest_dirs_need_no_name():
             "kubernetes/apps/a.yaml": configmap("a", "default"),
             "kubernetes/apps/helm/values.yaml": "replicas: 1\n",
             "talos/talconfig.yaml": "clusterName: lab\n",
-        "kubernetes/.sops.yaml": "creation_rules:\n  - path_regex: .*\\.sops\\.yaml\n",
+            "kubernetes/.sops.yaml": "creation_rules:\n  - path_regex: .*\\.sops\\.yaml\n",
         }
     )
     assert lint(files) == []
