@@ -74,6 +74,10 @@ def _load_yaml(path: Path) -> dict[str, Any]:
                 merged |= document
     except yaml.YAMLError as exc:
         raise DataError(yaml_error_problem(path, exc)) from None
+    except RecursionError:
+        raise DataError(
+            Problem("nested too deeply to read; flatten the deepest lists", display_path(path))
+        ) from None
     return merged
 
 

@@ -214,6 +214,10 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
         check_schema(schema, path)
     try:
         errors = _schema_errors(schema, instance)
+    except RecursionError:
+        main = _Locator(settings, data).main_file()
+        where = display_path(main) if main else None
+        raise ValidationError(Problem("nested too deeply to validate; flatten it", where)) from None
     except Exception as exc:  # jsonschema trips over a malformed schema in many ways
         _raise_unusable(schema, path, exc)
     if not errors and not key_problems and not problems:
@@ -311,9 +315,23 @@ class Finding:
     requirement: str = ""
 
 
-def _json_view(value: Any, path: KeyPath) -> tuple[Any, list[Finding]]:
-    """`value` with every mapping key a string (as JSON Schema expects), a finding per other key."""
+def _json_view(
+    value: Any, path: KeyPath, inside: frozenset[int] = frozenset()
+) -> tuple[Any, list[Finding]]:
+    """`value` with every mapping key a string (as JSON Schema expects), a finding per other key.
+
+    `inside` holds the containers on the way here: a list that contains itself (`&x [*x]`)
+    is reported, not followed forever.
+    """
     findings: list[Finding] = []
+    if isinstance(value, dict | list):
+        if id(value) in inside:
+            message = (
+                f"{_dotted(path)}: contains itself through a YAML alias (&anchor … *anchor); "
+                "write the value out instead"
+            )
+            return None, [Finding(path, path, 0, message, at_value=False)]
+        inside = inside | {id(value)}
     if isinstance(value, dict):
         view: dict[str, Any] = {}
         for key, child in value.items():
@@ -330,13 +348,13 @@ def _json_view(value: Any, path: KeyPath) -> tuple[Any, list[Finding]]:
                         at_value=False,
                     )
                 )
-            view[name], child_findings = _json_view(child, (*path, name))
+            view[name], child_findings = _json_view(child, (*path, name), inside)
             findings += child_findings
         return view, findings
     if isinstance(value, list):
         items = []
         for index, child in enumerate(value):
-            item, child_findings = _json_view(child, (*path, index))
+            item, child_findings = _json_view(child, (*path, index), inside)
             items.append(item)
             findings += child_findings
         return items, findings
@@ -730,7 +748,7 @@ class _Locator:
         if origin is None and finding.at:
             origin = self._origin_by_text(finding.at[0])
         if origin is None:
-            main = self._main_file()
+            main = self.main_file()
             return Problem(finding.text, display_path(main) if main else None)
         if origin.suffix not in YAML_SUFFIXES:
             return Problem(finding.text, display_path(origin))
@@ -772,7 +790,7 @@ class _Locator:
                 return origin
         return None
 
-    def _main_file(self) -> Path | None:
+    def main_file(self) -> Path | None:
         for path in self.data.files:
             if path.suffix in YAML_SUFFIXES:
                 return path
