@@ -565,6 +565,54 @@ def test_variables_are_not_checked_without_post_build():
     assert only("flux-substitute-undeclared", files) == []
 
 
+PATCHING_ROOT = flux_ks(
+    "cluster-apps",
+    "./kubernetes/apps",
+    spec="""\
+    patches:
+      - patch: |-
+          apiVersion: kustomize.toolkit.fluxcd.io/v1
+          kind: Kustomization
+          metadata:
+            name: not-used
+          spec:
+            postBuild:
+              substitute:
+                CLUSTER: home
+              substituteFrom:
+                - name: cluster-secrets
+                  kind: Secret
+        target:
+          group: kustomize.toolkit.fluxcd.io
+          kind: Kustomization
+    """,
+)
+
+
+def test_post_build_added_by_the_parents_patches_is_checked():
+    # cluster-template: the root Kustomization patches postBuild into every app Kustomization
+    files = {
+        ROOT: PATCHING_ROOT,
+        "kubernetes/apps/web/kustomization.yaml": kustomization("./ks.yaml", namespace="web"),
+        "kubernetes/apps/web/ks.yaml": flux_ks("web", "./kubernetes/apps/web/app", namespace=None),
+        "kubernetes/apps/web/app/cm.yaml": configmap("web").replace(
+            "a: b", "host: web.${SECRET_DOMAIN}\n  cluster: ${CLUSTER}\n  typo: ${SECRET_DOMIAN}"
+        ),
+    }
+    config = LintConfig(externals=CONFIG.externals, variables=frozenset({"SECRET_DOMAIN"}))
+    assert only("flux-substitute-undeclared", files, config) == [
+        "kubernetes/apps/web/app/cm.yaml:9: error: flux-substitute-undeclared: "
+        "${SECRET_DOMIAN} has no default and Kustomization web/web does not declare it; add it "
+        "to postBuild.substitute or lint.variables, or write ${SECRET_DOMIAN:=default} "
+        "(or $${SECRET_DOMIAN} for a literal)"
+    ]
+    # a patch aimed at other Kustomizations leaves this one without postBuild: nothing to check
+    elsewhere = PATCHING_ROOT.replace("      target:\n", "      target:\n        name: db\n")
+    assert "name: db" in elsewhere
+    files[ROOT] = elsewhere
+    assert only("flux-substitute-undeclared", files, config) == []
+
+
 # --- HelmRelease --------------------------------------------------------------------------
 
 

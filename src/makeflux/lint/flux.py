@@ -320,8 +320,8 @@ def _substitution(
 ) -> list[Finding]:
     """flux-substitute-undeclared, plus flux-source-missing for substituteFrom."""
     doc = placement.doc
-    post_build = doc.spec.get("postBuild")
-    if not isinstance(post_build, dict):
+    post_build, patched = _effective_post_build(index, placement)
+    if post_build is None:
         return []
     findings: list[Finding] = []
     declared = set(config.variables)
@@ -342,6 +342,7 @@ def _substitution(
                     declared.update(str(k) for k in values)
         if (
             not found
+            and not patched  # written in the parent's patch, not here
             and not ref.get("optional")
             and not config.is_external(kind, placement.namespace, name)
         ):
@@ -384,6 +385,78 @@ def _substitution(
                     )
                 )
     return findings
+
+
+def _effective_post_build(index: Index, placement: Placement) -> tuple[dict | None, bool]:
+    """spec.postBuild as Flux applies it: the Kustomization's own, merged with what the
+    parent's spec.patches add (cluster-template gives every app Kustomization its
+    substituteFrom that way). The flag says whether a patch contributed."""
+    own = placement.doc.spec.get("postBuild")
+    post_build = dict(own) if isinstance(own, dict) else None
+    patched = False
+    for patch in _parent_patches(index, placement):
+        spec = patch.get("spec")
+        added = spec.get("postBuild") if isinstance(spec, dict) else None
+        if not isinstance(added, dict):
+            continue
+        merged = dict(post_build or {})
+        for key, value in added.items():
+            if key == "substitute" and isinstance(value, dict):
+                current = merged.get(key)
+                merged[key] = {**(current if isinstance(current, dict) else {}), **value}
+            else:
+                merged[key] = value  # lists are replaced, as a strategic merge of a CRD does
+        post_build, patched = merged, True
+    return post_build, patched
+
+
+def _parent_patches(index: Index, placement: Placement) -> list[dict]:
+    """The strategic-merge patches of the parent Kustomization that target this one."""
+    parent_id = placement.owner
+    if parent_id is None:
+        return []
+    parents = [
+        p
+        for p in index.find("Kustomization", *parent_id)
+        if p.doc.is_a(FLUX_KUSTOMIZE, "Kustomization")
+    ]
+    patches = parents[0].doc.spec.get("patches") if parents else None
+    found = []
+    for item in patches if isinstance(patches, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("patch"), str):
+            continue
+        try:
+            patch = yaml.safe_load(item["patch"])
+        except yaml.YAMLError:
+            continue
+        if isinstance(patch, dict) and _targets(item.get("target"), patch, placement):
+            found.append(patch)
+    return found
+
+
+def _targets(target: object, patch: dict, placement: Placement) -> bool:
+    doc = placement.doc
+    if not isinstance(target, dict):
+        metadata = patch.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        return patch.get("kind") == "Kustomization" and name == doc.name
+    if target.get("labelSelector") or target.get("annotationSelector"):
+        return False  # not evaluated: better to check too little than to guess
+    wanted = {
+        "group": FLUX_KUSTOMIZE,
+        "kind": "Kustomization",
+        "version": doc.api_version.rpartition("/")[2],
+    }
+    if any(k in target and target[k] != v for k, v in wanted.items()):
+        return False
+    for field, value in (("name", doc.name), ("namespace", placement.namespace)):
+        pattern = target.get(field)
+        try:
+            if isinstance(pattern, str) and not re.fullmatch(pattern, value):
+                return False
+        except re.error:
+            return False
+    return True
 
 
 def _substitution_disabled(doc: Document) -> bool:
