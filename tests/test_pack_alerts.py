@@ -23,6 +23,7 @@ from tests.pack import all_valid_combinations, cluster_values, combination_id, r
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
 PROMTOOL = shutil.which("promtool")
+AMTOOL = shutil.which("amtool")
 
 # The guide's table (Part 5): 33 alerts in 10 categories.
 GUIDE_ALERTS = {
@@ -398,3 +399,72 @@ def test_unit_tests_catch_a_hard_coded_threshold(tmp_path: Path) -> None:
     )
     result = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
     assert result.returncode != 0 and "FAILED" in result.stdout + result.stderr
+
+
+# --- Alertmanager routing ------------------------------------------------------------------------
+
+# Stand-ins for the secrets Flux substitutes from the cluster-secrets Secret.
+FLUX_SECRETS = {
+    "${SLACK_WEBHOOK_URL}": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "${PAGERDUTY_ROUTING_KEY}": "0123456789abcdef0123456789abcdef",
+}
+
+
+def alertmanager_config(tree: Path) -> dict[str, Any]:
+    """The Alertmanager configuration the metrics stack's HelmRelease carries."""
+    for path in sorted(tree.rglob("helmrelease.yaml")):
+        for doc in yaml.load_all(path.read_text(), Loader=SafeLoader):
+            config = (((doc or {}).get("spec") or {}).get("values") or {}).get("alertmanager")
+            if config and config.get("config"):
+                return config["config"]
+    raise AssertionError("no HelmRelease carries alertmanager.config")
+
+
+def amtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert AMTOOL is not None, (
+        "amtool is required: run .ci/run or apt-get install prometheus-alertmanager"
+    )
+    return subprocess.run([AMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("stack", ["victoriametrics", "prometheus"])
+@pytest.mark.parametrize(
+    ("slack", "pagerduty"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_alertmanager_routes_to_the_enabled_receivers(
+    stack: str, slack: bool, pagerduty: bool, tmp_path: Path
+) -> None:
+    """`amtool check-config` accepts the configuration, and `amtool config routes test` sends a
+    critical alert to PagerDuty and Slack, a warning to Slack, and the Watchdog to 'null'. The
+    receivers' secrets are Flux variables from cluster-secrets, never values from cluster.yaml."""
+    values = cluster_values(
+        monitoring_enabled=True,
+        monitoring_stack=stack,
+        alertmanager_slack_enabled=slack,
+        alertmanager_pagerduty_enabled=pagerduty,
+    )
+    (tmp_path / "render").mkdir()
+    config = alertmanager_config(render_pack(tmp_path / "render", values))
+    text = yaml.safe_dump(config, sort_keys=False)
+    for variable, stand_in in FLUX_SECRETS.items():
+        wanted = slack if "SLACK" in variable else pagerduty
+        assert (variable in text) is wanted, f"{variable} in the Alertmanager config: {text}"
+        text = text.replace(variable, stand_in)
+    (tmp_path / "alertmanager.yaml").write_text(text)
+    checked = amtool("check-config", "alertmanager.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def receivers(*labels: str) -> set[str]:
+        routed = amtool(
+            "config", "routes", "test", "--config.file=alertmanager.yaml", *labels, cwd=tmp_path
+        )
+        assert routed.returncode == 0, routed.stdout + routed.stderr
+        return set(routed.stdout.strip().split(","))
+
+    nowhere = {"null"}
+    critical = ({"pagerduty"} if pagerduty else set()) | ({"slack"} if slack else set())
+    assert receivers("alertname=NodeDown", "severity=critical") == (critical or nowhere)
+    assert receivers("alertname=NodeCPUHighUtilization", "severity=warning") == (
+        {"slack"} if slack else nowhere
+    )
+    assert receivers("alertname=Watchdog", "severity=none") == nowhere
