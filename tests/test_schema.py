@@ -511,6 +511,10 @@ RULES_SCHEMA: dict[str, Any] = {
             "retention: 7days\n",
             "cluster.yaml:1:12: retention: '7days' does not match the pattern ^[0-9]+d$",
         ),
+        (
+            "retention: true\n",
+            "cluster.yaml:1:12: retention: true is not valid; expected a whole number or a string",
+        ),
     ],
 )
 def test_other_rule_shapes_in_words(tmp_path: Path, data: str, expected: str) -> None:
@@ -528,4 +532,35 @@ def test_data_vars_and_json_data_are_located_by_file(tmp_path: Path) -> None:
         "extra.json: tracing_sample_rate: 500 is greater than the maximum of 100",
         "makeflux.toml: loki_enabled: '1' is a string; expected a boolean (true or false); "
         "write true or false without quotes",
+    ]
+
+
+def test_an_any_of_inside_a_rule_is_still_a_rule(tmp_path: Path) -> None:
+    schema = {
+        "properties": {
+            "tracing_enabled": {"type": "boolean", "default": False},
+            "retention": {"default": 0},
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"tracing_enabled": {"const": True}}},
+                "then": {
+                    "properties": {
+                        "retention": {"anyOf": [{"type": "string"}, {"minimum": 1}]},
+                    },
+                },
+            }
+        ],
+    }
+    make_project(tmp_path, "tracing_enabled: true\n", schema=schema)
+    assert errors(tmp_path) == [
+        "cluster.yaml:1:1: tracing_enabled requires retention to be a string or at least 1 "
+        "(it is 0)"
+    ]
+    (tmp_path / "cluster.yaml").write_text("retention: 0\n")
+    assert validate(tmp_path)[0] == 0  # tracing off: the rule does not apply
+    (tmp_path / "cluster.yaml").write_text("tracing_enabled: true\nretention: -5\n")
+    assert errors(tmp_path) == [
+        "cluster.yaml:1:1: tracing_enabled requires retention to be a string or at least 1 "
+        "(it is -5)"
     ]

@@ -421,7 +421,7 @@ def _without_cascade(
 
 def _findings(error: JsonSchemaError, root: Mapping[str, Any], instance: Any) -> list[Finding]:
     path: KeyPath = tuple(error.absolute_path)
-    rule = _enclosing_rule(root, tuple(error.schema_path))
+    rule = _enclosing_rule(root, tuple(error.absolute_schema_path))
     if rule is not None:
         return _cross_field_findings(error, rule, instance)
     keyword = error.validator
@@ -493,6 +493,8 @@ def _describe(error: JsonSchemaError, root: Mapping[str, Any]) -> str:
     if keyword == "uniqueItems":
         duplicates = sorted({_show(v) for v in value if value.count(v) > 1})
         return f"lists {', '.join(duplicates)} more than once; each item must be unique"
+    if keyword in ("anyOf", "oneOf") and error.context:
+        return f"{shown} is not valid; expected {_alternatives(error, root)}"
     if keyword == "oneOf":
         return f"{shown} matches more than one of the allowed forms; make it match exactly one"
     if keyword == "not":
@@ -666,7 +668,7 @@ def _cross_field_findings(error: JsonSchemaError, rule: _Rule, instance: Any) ->
 
 def _object_path(error: JsonSchemaError, rule: _Rule) -> KeyPath:
     """The instance path of the object the rule was applied to."""
-    steps_below_rule = tuple(error.schema_path)[rule.depth + 1 :]
+    steps_below_rule = tuple(error.absolute_schema_path)[rule.depth + 1 :]
     # Each `properties`/`items` step below the rule goes one level deeper in the instance.
     deeper = sum(1 for step in steps_below_rule if step in ("properties", "items", "prefixItems"))
     path = tuple(error.absolute_path)
@@ -698,6 +700,40 @@ def _condition_words(if_schema: Any, holder: Any, *, negate: bool) -> tuple[str,
     return " with ".join(words), keys
 
 
+def _alternatives(error: JsonSchemaError, root: Mapping[str, Any] | None) -> str:
+    """What each branch of an anyOf/oneOf wanted: 'a string or at least 1'."""
+    from jsonschema.exceptions import best_match
+
+    branches: dict[Any, list[JsonSchemaError]] = {}
+    for sub in error.context or ():
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    wanted = [_expectation(best_match(subs), root) for subs in branches.values()]
+    return _or_list(list(dict.fromkeys(wanted)))
+
+
+def _expectation(error: JsonSchemaError, root: Mapping[str, Any] | None) -> str:
+    """What one failing keyword wanted, as a noun phrase."""
+    expected = error.validator_value
+    words = {"minimum": "at least", "maximum": "at most"}
+    words |= {"exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
+    if error.validator == "type":
+        types = [expected] if isinstance(expected, str) else list(expected)
+        return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+    if error.validator in words:
+        return f"{words[str(error.validator)]} {_show(expected)}"
+    if error.validator == "enum":
+        return "one of " + ", ".join(_show(v) for v in expected)
+    if error.validator == "const":
+        return _show(expected)
+    if error.validator in ("pattern", "format") and root is not None:
+        examples = _examples(root, error)
+        if examples:
+            return f"{_noun(root, error)} like {_or_list(examples)}"
+    if error.validator == "pattern":
+        return f"text matching {expected}"
+    return error.message
+
+
 def _requirement_words(error: JsonSchemaError, target: KeyPath) -> str:
     name = _dotted(target)
     expected = error.validator_value
@@ -707,6 +743,8 @@ def _requirement_words(error: JsonSchemaError, target: KeyPath) -> str:
         return f"{name} to be one of {', '.join(_show(v) for v in expected)}"
     if error.validator == "not":
         return f"{name} to be left out"
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        return f"{name} to be {_alternatives(error, None)} (it is {_show(error.instance)})"
     if error.validator == "type":
         types = [expected] if isinstance(expected, str) else expected
         return f"{name} to be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types)
@@ -965,7 +1003,7 @@ def _examples(root: Mapping[str, Any], error: JsonSchemaError) -> list[str]:
 
 def _noun(root: Mapping[str, Any], error: JsonSchemaError) -> str:
     """What kind of value is expected, from the `$defs` name it was defined under ('a duration')."""
-    name = _def_name(root, tuple(error.schema_path))
+    name = _def_name(root, tuple(error.absolute_schema_path))
     if name:
         return _article(re.sub(r"[_-]+", " ", name))
     return "a value"
