@@ -28,6 +28,7 @@ import yaml
 
 from tests.pack import (
     all_valid_combinations,
+    cluster_values,
     combination_id,
     load_schema,
     render_pack,
@@ -312,6 +313,24 @@ def test_every_variable_changes_the_output(tmp_path: Path) -> None:
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("stack", ["victoriametrics", "prometheus"])
+def test_control_plane_addrs_fill_every_control_plane_scrape(stack: str, tmp_path: Path) -> None:
+    """Talos runs etcd, the controller-manager and the scheduler outside pods: the chart can only
+    scrape them at the addresses cluster.yaml lists."""
+    addresses = ["192.168.1.10", "192.168.1.11", "192.168.1.12"]
+    values = cluster_values(
+        monitoring_enabled=True, monitoring_stack=stack, control_plane_addrs=addresses
+    )
+    (stack_values,) = [
+        v
+        for _, chart, v in helm_releases(render_pack(tmp_path, values))
+        if chart in ("victoria-metrics-k8s-stack", "kube-prometheus-stack")
+    ]
+    for component in ("kubeEtcd", "kubeControllerManager", "kubeScheduler"):
+        assert lookup(stack_values, (component, "enabled"), True) is True, component
+        assert lookup(stack_values, (component, "endpoints"), None) == addresses, component
 
 
 # --- the counting itself must catch what it claims to catch -------------------------------------
