@@ -27,6 +27,7 @@ import marshal
 import os
 import sys
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
@@ -40,6 +41,8 @@ CACHE_DIR_ENV = "MAKEFLUX_CACHE_DIR"
 # Bump when the file layout or anything the fingerprint should cover changes.
 FORMAT = b"makeflux-compiled-template-1\n"
 _DIGEST_SIZE = 16
+# Compiled templates held in memory during a run (the partials that many templates include).
+MEMORY_ENTRIES = 128
 
 _enabled = True
 
@@ -74,8 +77,9 @@ class CompiledTemplateCache:
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        # key → (source checksum, code): a template included many times is loaded once a run.
-        self._memory: dict[str, tuple[str, CodeType]] = {}
+        # key → (source checksum, code), most recently used last: a partial included by every
+        # template is loaded once a run, while code used once does not pile up in memory.
+        self._memory: OrderedDict[str, tuple[str, CodeType]] = OrderedDict()
         self._directory_ready = False
         self.disk_hits = 0
         self.compiled = 0
@@ -109,6 +113,7 @@ class CompiledTemplateCache:
         held = self._memory.get(bucket.key)
         if held is not None and held[0] == bucket.checksum:
             bucket.code = held[1]
+            self._memory.move_to_end(bucket.key)
             return
         if self.directory is None:
             return
@@ -119,18 +124,24 @@ class CompiledTemplateCache:
         code = decode(blob, bucket.checksum)
         if code is not None:
             bucket.code = code
-            self._memory[bucket.key] = (bucket.checksum, code)
+            self._remember(bucket.key, bucket.checksum, code)
             self.disk_hits += 1
 
     def dump_bytecode(self, bucket: Bucket) -> None:
         assert bucket.code is not None
         self.compiled += 1
-        self._memory[bucket.key] = (bucket.checksum, bucket.code)
+        self._remember(bucket.key, bucket.checksum, bucket.code)
         if self.directory is None:
             return
         # A read-only or full cache directory only costs speed.
         with contextlib.suppress(OSError, ValueError):
             self._write(bucket.key, encode(bucket.checksum, bucket.code))
+
+    def _remember(self, key: str, checksum: str, code: CodeType) -> None:
+        self._memory[key] = (checksum, code)
+        self._memory.move_to_end(key)
+        if len(self._memory) > MEMORY_ENTRIES:
+            self._memory.popitem(last=False)
 
     def _write(self, key: str, blob: bytes) -> None:
         assert self.directory is not None
