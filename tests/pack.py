@@ -6,14 +6,17 @@ so a test sees exactly what a user's `makeflux render` would write.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import shutil
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -124,6 +127,18 @@ def render_pack(tmp_path: Path, values: Mapping[str, Any]) -> Path:
     )
     assert result.exit_code == 0, f"makeflux render failed ({result.exit_code}):\n{result.output}"
     return output
+
+
+def cached_render(factory: pytest.TempPathFactory, values: Mapping[str, Any]) -> Path:
+    """Render once per session per distinct values; every pack test module reuses the tree."""
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+    slot = factory.getbasetemp() / "pack-trees" / f"{combination_id(values)}-{digest}"
+    if not (slot / ".rendered").exists():
+        shutil.rmtree(slot, ignore_errors=True)
+        slot.mkdir(parents=True)
+        render_pack(slot, values)
+        (slot / ".rendered").touch()
+    return slot / "out"
 
 
 def rendered_files(root: Path) -> Iterator[Path]:

@@ -7,7 +7,6 @@ just below it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import subprocess
@@ -19,7 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.pack import all_valid_combinations, cluster_values, combination_id, render_pack
+from tests.pack import (
+    all_valid_combinations,
+    cached_render,
+    cluster_values,
+    combination_id,
+    render_pack,
+)
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
 PROMTOOL = shutil.which("promtool")
@@ -71,18 +76,6 @@ THRESHOLDS = {
 }
 MARGIN = 0.5  # percentage points either side of a threshold
 INTERVAL_SECONDS = 60
-
-
-def cached_render(factory: pytest.TempPathFactory, values: Mapping[str, Any]) -> Path:
-    """Render once per session per distinct values; other pack test modules reuse the tree."""
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
-    slot = factory.getbasetemp() / "pack-trees" / f"{combination_id(values)}-{digest}"
-    if not (slot / ".rendered").exists():
-        shutil.rmtree(slot, ignore_errors=True)
-        slot.mkdir(parents=True)
-        render_pack(slot, values)
-        (slot / ".rendered").touch()
-    return slot / "out"
 
 
 @cache

@@ -14,11 +14,8 @@ from the charts' values.yaml / Chart.yaml dependency conditions:
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ import yaml
 
 from tests.pack import (
     all_valid_combinations,
+    cached_render,
     cluster_values,
     combination_id,
     load_schema,
@@ -64,18 +62,6 @@ CHART_COMPONENTS: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
     "kube-state-metrics": {"kube-state-metrics": ((), True)},
     "promtail": {"promtail": ((), True)},
 }
-
-
-def cached_render(factory: pytest.TempPathFactory, values: Mapping[str, Any]) -> Path:
-    """Render once per session per distinct values; other pack test modules reuse the tree."""
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
-    slot = factory.getbasetemp() / "pack-trees" / f"{combination_id(values)}-{digest}"
-    if not (slot / ".rendered").exists():
-        shutil.rmtree(slot, ignore_errors=True)
-        slot.mkdir(parents=True)
-        render_pack(slot, values)
-        (slot / ".rendered").touch()
-    return slot / "out"
 
 
 def documents(tree: Path) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -7,10 +7,7 @@ proof the template pack is right, so they must not share a bug with the code the
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.pack import all_valid_combinations, combination_id, render_pack
+from tests.pack import all_valid_combinations, cached_render, combination_id
 
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
 ROOT_KUSTOMIZATION = "kubernetes/flux/cluster/ks.yaml"
@@ -298,18 +295,6 @@ def depends_on_cycle(
 def unreached_files(tree: Path, walk: FluxWalk) -> list[str]:
     rendered = {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()}
     return sorted(rendered - walk.reached)
-
-
-def cached_render(factory: pytest.TempPathFactory, values: Mapping[str, Any]) -> Path:
-    """Render once per session per distinct values; other pack test modules reuse the tree."""
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
-    slot = factory.getbasetemp() / "pack-trees" / f"{combination_id(values)}-{digest}"
-    if not (slot / ".rendered").exists():
-        shutil.rmtree(slot, ignore_errors=True)
-        slot.mkdir(parents=True)
-        render_pack(slot, values)
-        (slot / ".rendered").touch()
-    return slot / "out"
 
 
 @pytest.fixture(scope="module")

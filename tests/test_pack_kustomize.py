@@ -4,19 +4,16 @@ combination of the template pack."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.pack import all_valid_combinations, combination_id, render_pack
+from tests.pack import all_valid_combinations, cached_render, combination_id
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
@@ -27,18 +24,6 @@ OLD_KUSTOMIZE_HINT = (
     "this kubectl embeds a kustomize older than v3 (kubectl < 1.21), which rejects directories "
     "in resources:; install a kubectl >= 1.21 (Flux itself builds with kustomize v5)"
 )
-
-
-def cached_render(factory: pytest.TempPathFactory, values: Mapping[str, Any]) -> Path:
-    """Render once per session per distinct values; other pack test modules reuse the tree."""
-    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
-    slot = factory.getbasetemp() / "pack-trees" / f"{combination_id(values)}-{digest}"
-    if not (slot / ".rendered").exists():
-        shutil.rmtree(slot, ignore_errors=True)
-        slot.mkdir(parents=True)
-        render_pack(slot, values)
-        (slot / ".rendered").touch()
-    return slot / "out"
 
 
 def kustomization_dirs(tree: Path) -> list[Path]:

@@ -15,6 +15,7 @@ from pack import (
     FLAG_CHOICES,
     SAMPLE_FILE,
     all_valid_combinations,
+    cached_render,
     cluster_values,
     combination_id,
     kubernetes_documents,
@@ -115,8 +116,7 @@ def expected_paths(values: dict[str, Any]) -> set[str]:
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """(values, output root) for one combination, rendered once for all tests below."""
     values = request.param
-    root = render_pack(tmp_path_factory.mktemp(combination_id(values)), values)
-    return values, root
+    return values, cached_render(tmp_path_factory, values)
 
 
 def test_every_flag_combination_is_covered() -> None:
