@@ -102,7 +102,7 @@ def test_long_work_is_spread_over_the_cores(monkeypatch):
     monkeypatch.delenv(parallel.JOBS_ENV, raising=False)
 
     def slow(_: int) -> int:
-        time.sleep(0.01)
+        time.sleep(0.02)
         return os.getpid()
 
     pids = parallel.map_adaptive(slow, list(range(40)))

@@ -1,8 +1,8 @@
 """Spread independent work over the machine's cores with fork, only when it pays off.
 
 `map_adaptive` starts in this process and measures; only when the rest of the work is projected
-to take long enough (a cold render compiling hundreds of templates, or a very large tree) does it
-fork workers for the rest. Forked workers inherit everything already set up (the Jinja
+to take long enough, in slow items (a cold render compiling hundreds of templates), does it fork
+workers for the rest. Forked workers inherit everything already set up (the Jinja
 environment, plugins, data, hash seed), so they compute exactly what this process would; results
 come back in the original order. A worker that fails has its share redone here.
 
@@ -21,9 +21,13 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 JOBS_ENV = "MAKEFLUX_JOBS"
-# Measure for this long before deciding; fork only when the rest would take at least this long.
+# Measure for this long before deciding; fork only when the rest would take at least
+# MIN_PARALLEL_SECONDS and each item is slow (compiling a template, ~ms). Cheap items (rendering
+# cached code, ~0.2 ms) gained nothing measurable from a second process (bench/README.md), and a
+# second process costs memory.
 PROBE_SECONDS = 0.04
-MIN_PARALLEL_SECONDS = 0.2
+MIN_PARALLEL_SECONDS = 0.5
+MIN_ITEM_SECONDS = 0.001
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,8 +66,8 @@ def map_adaptive(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
             return results + fork_map(func, items[index:], min(jobs, remaining))
         elapsed = time.perf_counter() - start
         if index and elapsed >= PROBE_SECONDS and remaining >= 2:
-            projected = elapsed / index * remaining
-            if projected >= MIN_PARALLEL_SECONDS:
+            per_item = elapsed / index
+            if per_item >= MIN_ITEM_SECONDS and per_item * remaining >= MIN_PARALLEL_SECONDS:
                 return results + fork_map(func, items[index:], min(jobs, remaining))
         results.append(func(item))
     return results
