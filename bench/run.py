@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import importlib.metadata
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ MANIFEST_FILE = ".makeflux-manifest.json"
 @dataclass
 class Sample:
     seconds: float
+    cpu_seconds: float  # user + system, this process and its workers
     max_rss_kb: int  # the largest single process (wait4's ru_maxrss)
     tree_pss_kb: int  # peak of the summed PSS over the process and its children (sampled)
     returncode: int
@@ -115,7 +117,8 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> Sample:
             command = " ".join(argv)
             raise SystemExit(f"{command} exited {proc.returncode} in {cwd}:\n" + "\n".join(tail))
     max_rss_kb = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss // 1024
-    return Sample(seconds, max_rss_kb, sampler.peak_kb, proc.returncode)
+    cpu_seconds = usage.ru_utime + usage.ru_stime
+    return Sample(seconds, cpu_seconds, max_rss_kb, sampler.peak_kb, proc.returncode)
 
 
 def tree_files(root: Path) -> dict[str, bytes]:
@@ -207,7 +210,7 @@ def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
             ("plan", "makeflux plan"),
         ]
     }
-    repeat = args.repeat or max(3, round(7 / max(1.0, scale**0.5)))
+    repeat = args.repeat or (5 if scale <= 1 else 3 if scale <= 10 else 2)
     for _ in range(repeat):
         shutil.rmtree(out_mj, ignore_errors=True)
         rows["makejinja"].samples.append(measure(tools.makejinja_render(out_mj), project, env))
@@ -222,30 +225,37 @@ def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
     if problems:
         raise SystemExit(f"the trees differ after timing: {problems[:5]}")
     print_table(rows)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"(1-minute load average at the end: {load:.2f} on {os.cpu_count()} CPUs)")
     return {
         "scale": scale,
         "tree": asdict(stats),
         "output_files": files,
         "repeat": repeat,
+        "load_at_end": load,
         "rows": {k: [asdict(s) for s in r.samples] for k, r in rows.items()},
     }
 
 
 def print_table(rows: dict[str, Row]) -> None:
     baseline = statistics.median(rows["makejinja"].seconds())
-    print(f"{'':26} {'median':>8} {'min-max':>15} {'mj/mf':>7} {'max RSS':>9} {'peak PSS':>9}")
+    print(
+        f"{'':26} {'median':>8} {'min-max':>15} {'mj/mf':>7} {'CPU':>7} "
+        f"{'max RSS':>9} {'peak PSS':>9}"
+    )
     for key, row in rows.items():
         if not row.samples:
-            print(f"{row.label:26} {'n/a (command not available)':>40}")
+            print(f"{row.label:26} {'n/a (command not available)':>48}")
             continue
         seconds = row.seconds()
         median = statistics.median(seconds)
         ratio = "" if key == "makejinja" else f"{baseline / median:6.1f}x"
+        cpu = statistics.median(s.cpu_seconds for s in row.samples)
         rss = max(s.max_rss_kb for s in row.samples) / 1024
         pss = max(s.tree_pss_kb for s in row.samples) / 1024
         print(
             f"{row.label:26} {median:7.3f}s {min(seconds):6.3f}-{max(seconds):6.3f}s "
-            f"{ratio:>7} {rss:7.1f}MB {pss:7.1f}MB"
+            f"{ratio:>7} {cpu:6.2f}s {rss:7.1f}MB {pss:7.1f}MB"
         )
 
 
@@ -265,11 +275,6 @@ def machine() -> dict[str, str]:
         "platform": platform.platform(),
         "load_at_start": f"{load:.2f}",
     }
-
-
-def tool_version(argv: list[str]) -> str:
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return (result.stdout or result.stderr).strip().splitlines()[-1] if result.stdout else "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{scale:g}x: {stats.templates} templates, {files} files: identical trees")
             return 0
         info = machine()
-        info["makejinja"] = tool_version([makejinja, "--version"])
-        info["makeflux"] = tool_version([makeflux, "--version"])
+        info["makejinja"] = importlib.metadata.version("makejinja")
+        info["makeflux"] = importlib.metadata.version("makeflux")
+        info["jinja2"] = importlib.metadata.version("jinja2")
         print(" | ".join(f"{k}: {v}" for k, v in info.items()))
         results = [bench_scale(scale, args, tools) for scale in args.scale]
         if args.json:
