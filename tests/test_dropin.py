@@ -111,7 +111,8 @@ def test_makeflux_toml_means_the_same_as_makejinja_toml(tmp_path: Path) -> None:
     text = text.replace('jinja_suffix = ".j2"\n', "").replace('undefined = "strict"\n', "")
     (project / "makeflux.toml").write_text(text)
     (project / "makejinja.toml").unlink()
-    result = run_cli(["render"], project)
+    # The fixture is no Flux tree; makeflux.toml projects lint by default.
+    result = run_cli(["render", "--no-lint"], project)
     assert result.exit_code == 0, result.output
     assert tree_state(project / "out") == expected
 
@@ -129,3 +130,15 @@ def test_plugin_files_import_makejinja_without_makejinja_installed(
         "greeting: hello home"
         in (project / "out/kubernetes/apps/monitoring/helmrelease.yaml").read_text()
     )
+
+
+def test_makejinja_projects_lint_only_when_asked(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "as-written")
+    render = run_cli(["render"], project)
+    assert render.exit_code == 0, render.output
+    assert "kustomize-resource-missing" not in render.output
+    check = run_cli(["check"], project)
+    assert check.exit_code == 0, check.output
+    lint = run_cli(["lint"], project)
+    assert lint.exit_code == 1
+    assert "kustomize-resource-missing" in lint.output

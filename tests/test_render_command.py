@@ -33,7 +33,7 @@ def test_render_reports_lint_findings_after_writing_the_tree(tmp_path: Path) -> 
     project = make_project(tmp_path)
     _break_lint(project)
     result = render(project)
-    assert result.exit_code == 0  # like makejinja: the findings are reported, check fails on them
+    assert result.exit_code == 1  # the tree is written, and the lint error fails the run
     assert "kustomize-resource-missing" in result.stderr and "missing.yaml" in result.stderr
     assert result.stderr.splitlines()[-1] == "makeflux: lint: 1 error(s), 0 warning(s)"
     assert files_on_disk(out(project)) == BASE_FILES | {"apps/base/kustomization.yaml"}

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from makeflux import output
 from makeflux.data import LoadedData, load_data
 from makeflux.render import RenderedTree, render_tree
 from makeflux.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from makeflux.lint.findings import Finding
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Run:
     settings: Settings
     data: LoadedData
     tree: RenderedTree | None = None
+    findings: list[Finding] | None = None  # None: lint did not run
 
 
 def load(options: RunOptions) -> Run:
@@ -66,6 +71,19 @@ def validate(run: Run, *, thorough: bool = False) -> Run:
 def render(run: Run) -> Run:
     """Render every template in memory."""
     run.tree = render_tree(run.settings, run.data.values)
+    return run
+
+
+def lint(run: Run, *, enabled: bool = True) -> Run:
+    """Check the rendered tree and the templates.
+
+    A makejinja.toml project lints only when asked (`makeflux lint`): a drop-in must not start
+    failing pipelines that passed, and makejinja.toml has no place to declare lint externals.
+    """
+    if enabled and run.settings.flavor == "makeflux":
+        from makeflux import lint as linting  # heavy: imported only by runs that lint
+
+        run.findings = linting.run(run)
     return run
 
 

@@ -293,6 +293,13 @@ def lint_lines(findings: list[Finding], fmt: str = "text") -> list[str]:
     return text.splitlines() if text else []
 
 
+def lint_exit_status(findings: list[Finding]) -> int:
+    """1 when any finding is an error (warnings alone do not fail a run)."""
+    from makeflux.lint.findings import exit_status
+
+    return exit_status(findings)
+
+
 def lint_summary(findings: list[Finding]) -> str:
     errors = sum(1 for f in findings if f.severity == "error")
     return f"makeflux: lint: {errors} error(s), {len(findings) - errors} warning(s)"

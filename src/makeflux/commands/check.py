@@ -34,14 +34,10 @@ def check(
 ) -> None:
     """Exit 0 when the files on disk are what the templates render, 1 on drift (or lint
     errors), 2 on bad input. Writes nothing."""
-    run = pipeline.build(run_options(config, overrides, data_files, output))
-    findings = None
-    lint_failed = False
-    if not no_lint:
-        from makeflux import lint  # heavy: imported only when check lints
-
-        findings = lint.run(run)
-        lint_failed = lint.exit_status(findings) != 0
+    options = run_options(config, overrides, data_files, output)
+    run = pipeline.lint(pipeline.build(options), enabled=not no_lint)
+    findings = run.findings
+    lint_failed = bool(findings) and report.lint_exit_status(findings) != 0
     the_plan = sync.plan_run(run, ignore_guard=True)
     report.error_lines(the_plan.notes)
     drift = bool(report.plan_changes(the_plan, for_check=True, with_diff=False))

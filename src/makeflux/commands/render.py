@@ -18,7 +18,9 @@ from makeflux.commands.common import pipeline_options, run_options
     help="Overwrite (or prune) files edited by hand or not written by makeflux.",
 )
 @click.option("--no-lint", is_flag=True, help="Skip the lint checks of the rendered tree.")
+@click.pass_context
 def render(
+    ctx: click.Context,
     config: Path | None,
     overrides: tuple[str, ...],
     data_files: tuple[Path, ...],
@@ -29,21 +31,17 @@ def render(
     """Render the templates, write the files that changed and prune the ones no longer rendered.
 
     Stops without writing anything (exit 2) when a file it would overwrite or delete was edited
-    by hand or was not written by makeflux; --force overwrites them. Lint findings are printed
-    as warnings (exit status unchanged, as makejinja's; `check` and `lint` fail on them).
+    by hand or was not written by makeflux; --force overwrites them. Lint errors in the
+    written tree exit 1 (makejinja.toml projects lint only with `makeflux lint`).
     """
-    run = pipeline.build(run_options(config, overrides, data_files, output))
-    findings = [] if no_lint else _lint(run)  # before writing: bad lint settings write nothing
+    options = run_options(config, overrides, data_files, output)
+    # Lint before writing: bad lint settings write nothing.
+    run = pipeline.lint(pipeline.build(options), enabled=not no_lint)
+    findings = run.findings or []
     plan = sync.plan_run(run, force=force)
     report.error_lines(plan.notes)
     sync.apply_plan(plan)
     report.info_lines([*report.recreated_lines(plan), report.summary_line(plan)])
     if findings:
-        # A drop-in for makejinja must not start failing pipelines that passed: report only.
         report.error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
-
-
-def _lint(run: pipeline.Run) -> list:
-    from makeflux import lint  # heavy: imported only when render lints
-
-    return lint.run(run)
+        ctx.exit(report.lint_exit_status(findings))
