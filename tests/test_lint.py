@@ -376,3 +376,12 @@ def test_template_facts_are_cached_between_runs_and_follow_edits(tmp_path):
     )
     uncached = run_subprocess(["--no-cache", "lint"], project, **env)
     assert uncached.stdout == edited.stdout
+
+
+def test_findings_name_rendered_files_as_seen_from_the_working_directory(tmp_path):
+    # With --output elsewhere, a finding must point at the file on disk, not at its place in
+    # the tree: CI annotations and editors open that path.
+    result = run_cli(["lint", "--output", str(tmp_path / "rendered")], BROKEN)
+    shown = str(tmp_path / "rendered")
+    assert f"{shown}/kubernetes/apps/monitoring/tempo/ks.yaml:14: error: " in result.stdout
+    assert "\ncluster.schema.json:6: warning:" in "\n" + result.stdout  # templates stay relative

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from makeflux.errors import MakefluxError, Problem
+from makeflux.errors import display_path as _display
 from makeflux.settings import Settings
 
 MANIFEST_FILE = ".makeflux-manifest.json"
@@ -121,10 +122,3 @@ def _corrupt(path: Path, reason: str, line: int | None) -> ManifestError:
             line,
         )
     )
-
-
-def _display(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from makeflux import output
+from makeflux.errors import display_path as display
 from makeflux.sync import CREATE, DELETE, ENCRYPTED, RECREATE, UNCHANGED, UPDATE, Plan
 
 if TYPE_CHECKING:  # the lint package is heavy to import; plan and --no-lint never need it
@@ -255,14 +256,6 @@ def check_github(plan: Plan) -> list[str]:
     if not lines:
         lines.append(f"makeflux: in sync ({len(plan.tree.files)} files)")
     return lines
-
-
-def display(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when below it."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (ValueError, OSError):
-        return str(path)
 
 
 def echo(message: str, *, err: bool = False, colour: bool | None = None) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from makeflux.errors import MakefluxError, Problem
+from makeflux.errors import display_path as _display
 from makeflux.manifest import (
     Manifest,
     ManifestError,
@@ -459,10 +460,3 @@ def _remove_empty_parents(root: Path, deleted: Iterable[str], keep: Iterable[str
             (root / directory).rmdir()
         except OSError:
             continue  # not empty (or already gone): leave it
-
-
-def _display(path: Path) -> str:
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)

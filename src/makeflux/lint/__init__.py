@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from makeflux.errors import MakefluxError, Problem, SettingsError
+from makeflux.errors import MakefluxError, Problem, SettingsError, display_path
 from makeflux.lint.config import LintConfig, lint_config
 from makeflux.lint.findings import (
     ERROR,
@@ -76,7 +77,12 @@ def run(pipeline_run: Run) -> list[Finding]:
     """Lint a built run: its rendered tree and its templates against the schema."""
     assert pipeline_run.tree is not None, "lint.run needs pipeline.build() first"
     config = config_from_settings(pipeline_run.settings)
-    findings = lint_tree(pipeline_run.tree.files, config)
+    # Tree paths are relative to the output; show them as the user finds them (from cwd).
+    prefix = display_path(pipeline_run.tree.root)
+    findings = [
+        f if prefix == "." else replace(f, path=f"{prefix}/{f.path}")
+        for f in lint_tree(pipeline_run.tree.files, config)
+    ]
     findings += lint_templates(pipeline_run.settings, pipeline_run.data.values, config)
     return _finish(findings, config)
 
