@@ -385,3 +385,29 @@ def test_findings_name_rendered_files_as_seen_from_the_working_directory(tmp_pat
     shown = str(tmp_path / "rendered")
     assert f"{shown}/kubernetes/apps/monitoring/tempo/ks.yaml:14: error: " in result.stdout
     assert "\ncluster.schema.json:6: warning:" in "\n" + result.stdout  # templates stay relative
+
+
+def test_variable_used_only_in_an_excluded_partial_counts_as_used(tmp_path):
+    project = shutil.copytree(CLEAN, tmp_path / "project")
+    settings = project / "makeflux.toml"
+    settings.write_text(
+        settings.read_text().replace(
+            'schema = "cluster.schema.json"\n',
+            'schema = "cluster.schema.json"\nexclude_patterns = ["*.partial.j2"]\n',
+        )
+    )
+    # The only use of tempo_enabled moves into a partial that is never rendered on its own.
+    template = project / "templates/kubernetes/apps/monitoring/namespace.yaml"
+    partial = project / "templates/kubernetes/apps/monitoring/labels.partial.j2"
+    partial.write_text("#% if tempo_enabled %#\n#% endif %#\n")
+    template.rename(template.with_suffix(".yaml.j2"))
+    guarded = template.with_suffix(".yaml.j2")
+    guarded.write_text(
+        guarded.read_text() + '#% include "kubernetes/apps/monitoring/labels.partial.j2" %#\n'
+    )
+    for path in (project / "templates").rglob("*"):
+        if path.is_file() and path != partial and "tempo_enabled" in path.read_text():
+            path.write_text(path.read_text().replace("tempo_enabled is defined and ", ""))
+            path.write_text(path.read_text().replace("#% if tempo_enabled %#", "#% if true %#"))
+    result = run_cli(["lint", "--strict"], project)
+    assert (result.exit_code, result.stdout) == (0, "")

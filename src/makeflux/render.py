@@ -39,8 +39,14 @@ class RenderedTree:
     dirs: set[str] = field(default_factory=set)  # directories kept even when empty (keep_empty)
 
 
-def discover_sources(settings: Settings, setup: JinjaSetup | None = None) -> list[SourceFile]:
-    """Every input file in makejinja's order; the first input wins for the same relative path."""
+def discover_sources(
+    settings: Settings, setup: JinjaSetup | None = None, *, with_partials: bool = False
+) -> list[SourceFile]:
+    """Every input file in makejinja's order; the first input wins for the same relative path.
+
+    `with_partials` also lists excluded files as templates: they are never rendered on their
+    own but reach the output through include/import, so whoever reads variables needs them.
+    """
     path_filters = setup.path_filters if setup else []
     enforce_suffix = bool(settings.jinja_suffix)
     found: dict[str, SourceFile] = {}
@@ -60,11 +66,13 @@ def discover_sources(settings: Settings, setup: JinjaSetup | None = None) -> lis
                 output = _output_name(settings, relative)
                 if output in found:
                     continue
+                is_template = not enforce_suffix or path.suffix == settings.jinja_suffix
                 if any(path.match(p) for p in settings.exclude_patterns):
+                    if with_partials:
+                        found[output] = SourceFile(path, relative, output, True)
                     continue
                 if any(not keep(path) for keep in path_filters):
                     continue
-                is_template = not enforce_suffix or path.suffix == settings.jinja_suffix
                 found[output] = SourceFile(path, relative, output, is_template)
     return list(found.values())
 

@@ -334,7 +334,7 @@ def template_usage(
 
     env = env or parse_environment(settings)
     usage: dict[str, list[str]] = {}
-    for source in discover_sources(settings):
+    for source in discover_sources(settings, with_partials=True):
         if not source.is_template:
             continue
         try:

@@ -106,7 +106,7 @@ def lint_templates(
     # find_undeclared_variables skips every global; check_templates subtracts `provided` itself.
     setup.env.globals = {}
     sources = []
-    for source in discover_sources(settings, setup):
+    for source in discover_sources(settings, setup, with_partials=True):
         if not source.is_template:
             continue
         try:
