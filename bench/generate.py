@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 NAMESPACES_PER_SCALE = 12
-APPS_PER_SCALE = 58
-GLOBAL_FLAGS = 24
+APPS_PER_SCALE = 60
+GLOBAL_FLAGS = 20
 WORDS = [
     "grafana",
     "loki",
@@ -161,11 +161,14 @@ def generate(root: Path, scale: float = 1.0, seed: int = 7) -> TreeStats:
     files: dict[str, str] = {}
     files.update(_partials())
     files.update(_components())
+    files.update(_flux_files())
     for namespace in namespaces:
         members = [a for a in apps if a["namespace"] == namespace]
         files.update(_namespace_files(namespace, members))
-    for app in apps:
-        files.update(_app_files(rng, app, data))
+    for index, app in enumerate(apps):
+        earlier = apps[:index]  # depending only on earlier apps keeps the graph acyclic
+        depends = rng.sample(earlier, min(2, len(earlier)))
+        files.update(_app_files(rng, app, depends))
     templates_dir = root / "templates"
     for relative, text in files.items():
         target = templates_dir / relative
@@ -294,7 +297,7 @@ def _partials() -> dict[str, str]:
 def _components() -> dict[str, str]:
     """The kustomize components the namespaces and apps refer to."""
     return {
-        f"components/{name}/kustomization.yaml.j2": (
+        f"kubernetes/components/{name}/kustomization.yaml.j2": (
             "---\n"
             "apiVersion: kustomize.config.k8s.io/v1alpha1\n"
             "kind: Component\n"
@@ -303,7 +306,7 @@ def _components() -> dict[str, str]:
         )
         for name in ("common", "volsync")
     } | {
-        f"components/{name}/{name}.yaml.j2": (
+        f"kubernetes/components/{name}/{name}.yaml.j2": (
             "---\n"
             "apiVersion: v1\n"
             "kind: ConfigMap\n"
@@ -317,13 +320,43 @@ def _components() -> dict[str, str]:
     }
 
 
+def _flux_files() -> dict[str, str]:
+    """The flux-system GitRepository that every Kustomization's sourceRef names."""
+    return {
+        "kubernetes/flux/namespace.yaml.j2": (
+            "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: flux-system\n"
+        ),
+        "kubernetes/flux/gitrepository.yaml.j2": (
+            "---\n"
+            "apiVersion: source.toolkit.fluxcd.io/v1\n"
+            "kind: GitRepository\n"
+            "metadata:\n"
+            "  name: flux-system\n"
+            "  namespace: flux-system\n"
+            "spec:\n"
+            "  interval: 1h\n"
+            "  ref:\n"
+            "    branch: #{ repository_branch }#\n"
+            '  url: "https://github.com/#{ repository_name }#.git"\n'
+        ),
+        "kubernetes/flux/kustomization.yaml.j2": (
+            "---\n"
+            "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+            "kind: Kustomization\n"
+            "resources:\n"
+            "  - ./namespace.yaml\n"
+            "  - ./gitrepository.yaml\n"
+        ),
+    }
+
+
 def _namespace_files(namespace: str, members: list[dict[str, str]]) -> dict[str, str]:
     entries = "\n".join(
         f"  #% if {_ident(a['name'])}_enabled %#\n  - ./{a['name']}/ks.yaml\n  #% endif %#"
         for a in members
     )
     return {
-        f"apps/{namespace}/namespace.yaml.j2": textwrap.dedent(f"""\
+        f"kubernetes/apps/{namespace}/namespace.yaml.j2": textwrap.dedent(f"""\
             ---
             apiVersion: v1
             kind: Namespace
@@ -333,7 +366,7 @@ def _namespace_files(namespace: str, members: list[dict[str, str]]) -> dict[str,
                 kustomize.toolkit.fluxcd.io/prune: disabled
                 bench/cluster: "#{{ cluster_name }}#"
             """),
-        f"apps/{namespace}/kustomization.yaml.j2": (
+        f"kubernetes/apps/{namespace}/kustomization.yaml.j2": (
             "---\n"
             "apiVersion: kustomize.config.k8s.io/v1beta1\n"
             "kind: Kustomization\n"
@@ -347,17 +380,19 @@ def _namespace_files(namespace: str, members: list[dict[str, str]]) -> dict[str,
     }
 
 
-def _app_files(rng: random.Random, app: dict[str, str], data: dict[str, Any]) -> dict[str, str]:
+def _app_files(
+    rng: random.Random, app: dict[str, str], depends: list[dict[str, str]]
+) -> dict[str, str]:
     name, namespace = app["name"], app["namespace"]
     ident = _ident(name)
     flag = f"{ident}_enabled"
-    base = f"apps/{namespace}/{name}"
+    base = f"kubernetes/apps/{namespace}/{name}"
     extras = [x for x in ("secret", "configmap", "httproute") if rng.random() < 0.45]
     names = {"secret": "secret.sops", "configmap": "configmap", "httproute": "httproute"}
     resources = ["./ocirepository.yaml", "./helmrelease.yaml"]
     resources += [f"./{names[x]}.yaml" for x in extras]
     files = {
-        f"{base}/ks.yaml.j2": _wrap(flag, _ks(name, namespace, rng)),
+        f"{base}/ks.yaml.j2": _wrap(flag, _ks(name, namespace, depends)),
         f"{base}/app/kustomization.yaml.j2": _wrap(flag, _kustomization(resources)),
         f"{base}/app/ocirepository.yaml.j2": _wrap(flag, _ocirepository(name, ident)),
         f"{base}/app/helmrelease.yaml.j2": _wrap(flag, _helmrelease(rng, name, ident)),
@@ -378,8 +413,14 @@ def _wrap(flag: str, body: str) -> str:
     return f"#% if {flag} %#\n{body}#% endif %#\n"
 
 
-def _ks(name: str, namespace: str, rng: random.Random) -> str:
-    depends = rng.sample(WORDS[:8], 2)
+def _ks(name: str, namespace: str, depends: list[dict[str, str]]) -> str:
+    """A Flux Kustomization, depending on the other apps that are enabled."""
+    pairs = [(d["name"], d["namespace"], f"{_ident(d['name'])}_enabled") for d in depends]
+    any_enabled = " or ".join(flag for _, _, flag in pairs) or "false"
+    entries = "\n".join(
+        f"    #% if {flag} %#\n    - name: {dep}\n      namespace: {dep_namespace}\n    #% endif %#"
+        for dep, dep_namespace, flag in pairs
+    )
     return textwrap.dedent(f"""\
         ---
         apiVersion: kustomize.toolkit.fluxcd.io/v1
@@ -391,13 +432,10 @@ def _ks(name: str, namespace: str, rng: random.Random) -> str:
           commonMetadata:
             labels:
               app.kubernetes.io/name: *app
+          #% if {any_enabled} %#
           dependsOn:
-            #% for dep in {depends!r} %#
-            #% if loop.first or feature_2_enabled %#
-            - name: #{{ dep }}#
-              namespace: flux-system
-            #% endif %#
-            #% endfor %#
+        {{entries}}
+          #% endif %#
           interval: 1h
           path: ./kubernetes/apps/{namespace}/{name}/app
           postBuild:
@@ -413,7 +451,7 @@ def _ks(name: str, namespace: str, rng: random.Random) -> str:
           targetNamespace: *namespace
           timeout: 5m
           wait: false
-        """)
+        """).replace("{entries}", entries)
 
 
 def _kustomization(resources: list[str]) -> str:
@@ -450,7 +488,7 @@ def _ocirepository(name: str, ident: str) -> str:
 
 
 def _helmrelease(rng: random.Random, name: str, ident: str) -> str:
-    settings = "\n".join(_config_line(rng, i, ident) for i in range(rng.randint(100, 220)))
+    settings = "\n".join(_config_line(rng, i, ident) for i in range(rng.randint(120, 250)))
     env_lines = "\n".join(
         f"                      {key}: #{{ {expr} }}#"
         for key, expr in rng.sample(_ENV_EXPRESSIONS, k=6)
