@@ -121,12 +121,8 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> Sample:
     return Sample(seconds, cpu_seconds, max_rss_kb, sampler.peak_kb, proc.returncode)
 
 
-# makeflux's record of what it wrote (kept inside an -o directory); makejinja has none.
-MANIFEST_FILE = ".makeflux-manifest.json"
-
-
 def tree_files(root: Path) -> dict[str, bytes]:
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != MANIFEST_FILE)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
 
 

@@ -57,6 +57,18 @@ def snapshot(root: Path) -> dict[str, tuple[bytes, int, int]]:
     return result
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or write the user's ~/.cache/makeflux (tests that need their own set it)."""
+    previous = os.environ.get("MAKEFLUX_CACHE_DIR")
+    os.environ["MAKEFLUX_CACHE_DIR"] = str(tmp_path_factory.mktemp("makeflux-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MAKEFLUX_CACHE_DIR", None)
+    else:
+        os.environ["MAKEFLUX_CACHE_DIR"] = previous
+
+
 @pytest.fixture
 def cli_runner():
     return run_cli

@@ -111,11 +111,13 @@ def read_tree(root: Path) -> dict[str, bytes]:
 
 
 def cache_files(cache_dir: Path) -> dict[str, int]:
-    """Cache file → inode (a rewrite replaces the file, so its inode changes)."""
+    """Compiled-template cache file → inode (a rewrite replaces the file, so its inode changes).
+
+    The manifests of -o renders live in the cache too; they are not compiled templates."""
     return {
         p.relative_to(cache_dir).as_posix(): p.stat().st_ino
         for p in cache_dir.rglob("*")
-        if p.is_file()
+        if p.is_file() and p.relative_to(cache_dir).parts[0] != "manifests"
     }
 
 

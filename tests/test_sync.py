@@ -309,6 +309,23 @@ def test_output_elsewhere_leaves_the_manifest_alone(tmp_path: Path) -> None:
     assert snapshot(project) == before  # neither the real tree nor its manifest changed
 
 
+def test_output_elsewhere_keeps_its_own_manifest_outside_it(tmp_path: Path) -> None:
+    # The quick start renders into a scratch directory; plan and render -o it must then know
+    # what makeflux wrote there: what a flag removes is a delete, not a conflict.
+    project = make_project(tmp_path, tracing=True)
+    preview = tmp_path / "preview"
+    assert run_cli(["render", "-o", str(preview)], project).exit_code == 0
+    assert files_on_disk(preview) == BASE_FILES | TRACING_FILES  # no manifest inside
+    plan = run_cli(["plan", "--stat", "-o", str(preview), "--set", "tracing=false"], project)
+    assert plan.exit_code == 0, plan.output
+    assert "conflict" not in plan.output
+    assert all(f"- {preview / p}" in plan.output for p in TRACING_FILES), plan.output
+    result = run_cli(["render", "-o", str(preview), "--set", "tracing=false"], project)
+    assert result.exit_code == 0, result.output
+    assert files_on_disk(preview) == BASE_FILES
+    assert not (project / ".makeflux-manifest.json").exists()
+
+
 def test_moving_the_output_starts_a_new_manifest_and_keeps_the_old_tree(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     render(project)

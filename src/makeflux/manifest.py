@@ -46,6 +46,24 @@ def manifest_path(settings: Settings) -> Path:
     return directory / MANIFEST_FILE
 
 
+def scratch_manifest_path(output: Path) -> Path | None:
+    """The manifest of an `-o DIR` render: in the user's cache, keyed on DIR, so that DIR holds
+    exactly the rendered files. None without a usable cache (--no-cache): then nothing is
+    pruned in DIR and every file that differs is protected."""
+    from makeflux import cache
+
+    root = cache.cache_root() if cache.is_enabled() else None
+    if root is None:
+        return None
+    directory = root / "manifests"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    key = hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:24]
+    return directory / f"{key}.json"
+
+
 def output_label(manifest_file: Path, output: Path) -> str:
     """How the manifest names the output directory: relative to the manifest, so that a clone
     elsewhere (a CI checkout) still recognises it."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from makeflux import output
 from makeflux.data import LoadedData, load_data
+from makeflux.manifest import scratch_manifest_path
 from makeflux.render import RenderedTree, render_tree
 from makeflux.settings import Settings, load_settings
 
@@ -44,7 +45,15 @@ def load(options: RunOptions) -> Run:
     """Settings and data, with --output / --data / --set applied."""
     settings = load_settings(options.cwd, options.config)
     if options.output is not None:
-        settings = settings.with_overrides(output=(options.cwd / options.output).resolve())
+        output_dir = (options.cwd / options.output).resolve()
+        if output_dir != settings.output.resolve():
+            # Another directory gets its own manifest (kept outside it, in the user's cache),
+            # so render/plan/check -o DIR agree with each other and never touch the record of
+            # the configured output.
+            manifest = scratch_manifest_path(output_dir)
+            settings = settings.with_overrides(
+                output=output_dir, manifest=manifest, keep_manifest=manifest is not None
+            )
     data_files = None
     if options.data_files is not None:
         data_files = tuple((options.cwd / p).resolve() for p in options.data_files)

@@ -86,6 +86,7 @@ class Settings:
     # makeflux's own keys (ignored in makejinja.toml, where makejinja has no such meaning).
     schema: Path | None = None
     manifest: Path | None = None
+    keep_manifest: bool = True  # False: this run neither reads nor writes a manifest
     lint: Mapping[str, Any] = field(default_factory=dict)
     # Files a later step rewrites (sops encrypts them): expected to differ on disk.
     rewritten_patterns: tuple[str, ...] = ("*.sops.*",)

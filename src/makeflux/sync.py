@@ -32,7 +32,7 @@ from makeflux.manifest import (
 )
 from makeflux.pipeline import Run
 from makeflux.render import RenderedTree
-from makeflux.settings import Settings, load_settings
+from makeflux.settings import Settings
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 RECREATE = "recreate"  # listed in the manifest, deleted by the user: written again
@@ -122,18 +122,17 @@ def load_previous(
     settings: Settings,
     *,
     force: bool = False,
-    foreign_output: bool = False,
 ) -> tuple[Manifest | None, Path | None, list[str]]:
     """The manifest that applies to this run's output, where the next one goes, and notes.
 
     A corrupt manifest stops the run (ManifestError) unless `force`: then it is treated as absent,
-    so nothing is pruned, and rebuilt. The manifest belongs to the configured output directory:
-    when `-o` points elsewhere (`foreign_output`) it is neither used nor rewritten, unless it
-    already describes that directory. When the configured output itself moved, the old tree is
-    left alone and a new manifest is started.
+    so nothing is pruned, and rebuilt. When the configured output moved, the old tree is left
+    alone and a new manifest is started. (`-o DIR` gets its own manifest in DIR: pipeline.load.)
     """
-    path = manifest_path(settings)
     notes: list[str] = []
+    if not settings.keep_manifest:
+        return None, None, notes
+    path = manifest_path(settings)
     try:
         previous = read_manifest(path)
     except ManifestError:
@@ -143,21 +142,12 @@ def load_previous(
         previous = None
     label = output_label(path, settings.output)
     if previous is not None and previous.output != label:
-        if foreign_output:
-            notes.append(
-                f"makeflux: {_display(path)} describes output '{previous.output}', not "
-                f"'{label}'; it is left alone, so nothing is pruned and differing files are "
-                "protected"
-            )
-            return None, None, notes
         # The settings' output moved: never prune the old tree, start a manifest for the new one.
         notes.append(
             f"makeflux: the output moved from '{previous.output}' to '{label}'; the files in "
             f"'{previous.output}' are no longer tracked (delete them yourself if unused)"
         )
         return None, path, notes
-    if previous is None and foreign_output:
-        return None, None, notes
     return previous, path, notes
 
 
@@ -242,7 +232,6 @@ def plan_for(
     *,
     force: bool = False,
     ignore_guard: bool = False,
-    foreign_output: bool = False,
 ) -> Plan:
     """make_plan with this run's manifest and settings.
 
@@ -250,7 +239,7 @@ def plan_for(
     files outside the manifest. `ignore_guard` (check) plans as if forced but still refuses a
     corrupt manifest: drift is drift, whoever caused it.
     """
-    previous, path, notes = load_previous(settings, force=force, foreign_output=foreign_output)
+    previous, path, notes = load_previous(settings, force=force)
     plan = make_plan(
         tree,
         previous,
@@ -264,15 +253,9 @@ def plan_for(
 
 
 def plan_run(run: Run, *, force: bool = False, ignore_guard: bool = False) -> Plan:
-    """plan_for a pipeline Run, knowing whether -o moved the output away from the settings'."""
+    """plan_for a pipeline Run."""
     assert run.tree is not None, "render the run first"
-    foreign = False
-    if run.options.output is not None:
-        configured = load_settings(run.options.cwd, run.options.config).output
-        foreign = configured.resolve() != run.settings.output.resolve()
-    return plan_for(
-        run.tree, run.settings, force=force, ignore_guard=ignore_guard, foreign_output=foreign
-    )
+    return plan_for(run.tree, run.settings, force=force, ignore_guard=ignore_guard)
 
 
 def _plan_prune(
