@@ -27,17 +27,61 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class LazyCommands(dict[str, click.Command]):
+    """click.Group.commands, complete, whose entries in COMMANDS are imported on first lookup.
+
+    Looking one command up (what running it does) imports only that command; iterating, len()
+    or keys() (--help, completion, code that lists `cli.commands`) imports them all.
+    """
+
+    def __missing__(self, name: str) -> click.Command:
+        if name not in COMMANDS:
+            raise KeyError(name)
+        module, attribute = COMMANDS[name]
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        self[name] = command
+        return command
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or name in COMMANDS
+
+    def _load_all(self) -> None:
+        for name in COMMANDS:
+            self.get(name)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._load_all()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._load_all()
+        return dict.__len__(self)
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        self._load_all()
+        return dict.keys(self)
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self._load_all()
+        return dict.values(self)
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._load_all()
+        return dict.items(self)
+
+
 class MakefluxGroup(click.Group):
     """Turns user mistakes into one-line errors (exit 2) and hides tracebacks unless --debug."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *COMMANDS})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
-            module, attribute = COMMANDS[cmd_name]
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
-        return self.commands.get(cmd_name)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
