@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -324,21 +323,30 @@ def check_conflicts(plan: Plan) -> None:
     raise HandEditError(problems)
 
 
-def write_atomic(target: Path, content: bytes, stat_source: Path | None = None) -> None:
-    """Replace `target` by a fully written temp file in the same directory (rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
+def write_atomic(
+    target: Path,
+    content: bytes,
+    stat_source: Path | None = None,
+    known_dirs: set[Path] | None = None,
+) -> None:
+    """Replace `target` by a fully written temp file in the same directory (rename is atomic).
+
+    `known_dirs` remembers directories that exist, sparing a mkdir per file on big trees.
+    """
+    parent = target.parent
+    if known_dirs is None or parent not in known_dirs:
+        parent.mkdir(parents=True, exist_ok=True)
+        if known_dirs is not None:
+            known_dirs.add(parent)
+    tmp = parent / f".{target.name}.{os.getpid()}.tmp"
     try:
+        # 0o666 through the umask: the mode an ordinary write gives a new file.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(tmp, flags, 0o666)
         with os.fdopen(fd, "wb") as fp:
             fp.write(content)
         if stat_source is not None:
             shutil.copystat(stat_source, tmp)
-        else:
-            # mkstemp creates 0600; give the file the mode an ordinary write would.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -356,6 +364,7 @@ def apply_plan(plan: Plan) -> None:
     tree = plan.tree
     recorded: dict[str, str] = dict(plan.previous.files) if plan.previous else {}
     current = ""
+    known_dirs: set[Path] = set()
     try:
         for relative in plan.paths(DELETE):
             current = relative
@@ -370,7 +379,7 @@ def apply_plan(plan: Plan) -> None:
             if action in (CREATE, RECREATE, UPDATE):
                 current = relative
                 source = tree.sources.get(relative) if relative in tree.copy_stat else None
-                write_atomic(tree.root / relative, content, source)
+                write_atomic(tree.root / relative, content, source, known_dirs)
             recorded[relative] = content_hash(content)
         for relative in sorted(tree.dirs):
             current = relative
