@@ -305,3 +305,22 @@ def test_version_help_and_module_entry_point(tmp_path: Path) -> None:
     assert done.returncode == 0 and __version__ in done.stdout
     done = run_subprocess(["--help"], tmp_path)
     assert done.returncode == 0 and "render" in done.stdout
+
+
+def test_set_value_that_yaml_would_read_as_a_comment_stays_text(tmp_path: Path) -> None:
+    project = make_project(tmp_path, {"app.yaml.j2": "channel: '#{ channel }#'\n"})
+    result = render(project, "--set", "channel=#ops")
+    assert result.exit_code == 0, result.output
+    assert (project / "out/app.yaml").read_text() == "channel: '#ops'\n"
+
+
+def test_quiet_validate_prints_nothing_on_success(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path,
+        {"app.yaml.j2": "name: #{ name }#\n"},
+        settings=SETTINGS + 'schema = "schema.json"\n',
+    )
+    (project / "schema.json").write_text('{"properties": {"name": {"type": "string"}}}')
+    assert run_cli(["validate"], project).output == "makeflux: cluster.yaml is valid\n"
+    result = run_cli(["--quiet", "validate"], project)
+    assert (result.exit_code, result.output) == (0, "")

@@ -168,6 +168,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if value is None and raw.strip() not in ("", "~", "null", "Null", "NULL"):
+        value = raw  # '#ops' is a comment to YAML, but text to the person typing it
     if isinstance(value, dict | list):
         # A flow mapping or list is almost never what a shell user meant; keep it literal.
         value = raw

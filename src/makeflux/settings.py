@@ -216,7 +216,7 @@ def settings_from_table(
 # makejinja keys that change nothing makeflux writes; accepted so existing files load.
 _IGNORED_MAKEJINJA_KEYS = frozenset({"exec_pre", "exec_post", "clean", "quiet"})
 # Keys the later pipeline stages read; only makeflux.toml knows them.
-_MAKEFLUX_ONLY_KEYS = frozenset({"schema", "manifest", "lint", "rewritten_patterns", "lint_roots"})
+_MAKEFLUX_ONLY_KEYS = frozenset({"schema", "manifest", "lint", "rewritten_patterns"})
 
 
 class _TableReader:

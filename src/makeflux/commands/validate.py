@@ -9,6 +9,7 @@ import click
 from makeflux import pipeline
 from makeflux.commands.common import pipeline_options, run_options
 from makeflux.errors import display_path
+from makeflux.output import info
 
 
 @click.command("validate")
@@ -30,4 +31,4 @@ def validate(
         )
         return
     with_overrides = " with the --set overrides" if run.data.overrides else ""
-    click.echo(f"makeflux: {names}{with_overrides} is valid")
+    info(f"makeflux: {names}{with_overrides} is valid")
