@@ -52,6 +52,24 @@ class JinjaSetup:
     path_filters: list[PathFilter]
 
 
+def syntax_options(settings: Settings) -> dict[str, Any]:
+    """The Environment options that decide how template text is parsed: delimiters, prefixes
+    and block whitespace. Everything that parses templates uses exactly these."""
+    d, ws = settings.delimiter, settings.whitespace
+    return {
+        "block_start_string": d.block_start,
+        "block_end_string": d.block_end,
+        "variable_start_string": d.variable_start,
+        "variable_end_string": d.variable_end,
+        "comment_start_string": d.comment_start,
+        "comment_end_string": d.comment_end,
+        "line_statement_prefix": settings.prefix.line_statement,
+        "line_comment_prefix": settings.prefix.line_comment,
+        "trim_blocks": ws.trim_blocks,
+        "lstrip_blocks": ws.lstrip_blocks,
+    }
+
+
 def build_environment(
     settings: Settings,
     data: Mapping[str, Any],
@@ -66,21 +84,12 @@ def build_environment(
             jinja2.FileSystemLoader([str(p) for p in settings.inputs if p.is_dir()]),
         ]
     )
-    d, ws, internal = settings.delimiter, settings.whitespace, settings.internal
+    ws, internal = settings.whitespace, settings.internal
     try:
         env = FlatGlobalsEnvironment(
             loader=loader,
             extensions=list(settings.extensions),
-            block_start_string=d.block_start,
-            block_end_string=d.block_end,
-            variable_start_string=d.variable_start,
-            variable_end_string=d.variable_end,
-            comment_start_string=d.comment_start,
-            comment_end_string=d.comment_end,
-            line_statement_prefix=settings.prefix.line_statement,
-            line_comment_prefix=settings.prefix.line_comment,
-            trim_blocks=ws.trim_blocks,
-            lstrip_blocks=ws.lstrip_blocks,
+            **syntax_options(settings),
             newline_sequence=ws.newline_sequence,  # type: ignore[arg-type]
             keep_trailing_newline=ws.keep_trailing_newline,
             optimized=internal.optimized,

@@ -4,7 +4,7 @@ it takes part in, and which templates use it. `explain` and `docs` print this.""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,31 +350,13 @@ def template_usage(
 
 def parse_environment(settings: Settings) -> jinja2.Environment:
     """An environment with the project's delimiters and extensions, for parsing only."""
-    d, ws = settings.delimiter, settings.whitespace
+    from makeflux.environment import syntax_options
+
     try:
-        extensions: Iterable[str] = list(settings.extensions)
-        return jinja2.Environment(
-            extensions=extensions,
-            block_start_string=d.block_start,
-            block_end_string=d.block_end,
-            variable_start_string=d.variable_start,
-            variable_end_string=d.variable_end,
-            comment_start_string=d.comment_start,
-            comment_end_string=d.comment_end,
-            line_statement_prefix=settings.prefix.line_statement,
-            line_comment_prefix=settings.prefix.line_comment,
-            trim_blocks=ws.trim_blocks,
-            lstrip_blocks=ws.lstrip_blocks,
-        )
+        return jinja2.Environment(extensions=list(settings.extensions), **syntax_options(settings))
     except (ImportError, AttributeError, ValueError):
-        return jinja2.Environment(
-            block_start_string=d.block_start,
-            block_end_string=d.block_end,
-            variable_start_string=d.variable_start,
-            variable_end_string=d.variable_end,
-            comment_start_string=d.comment_start,
-            comment_end_string=d.comment_end,
-        )
+        # An extension that cannot load is render's to report; parse with the syntax alone.
+        return jinja2.Environment(**syntax_options(settings))
 
 
 def _relative(path: Path, base: Path) -> str:

@@ -10,17 +10,19 @@ import click
 
 from makeflux.pipeline import RunOptions
 
+config_option = click.option(
+    "-c",
+    "--config",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Settings file (default: makeflux.toml, else makejinja.toml).",
+)
+
 
 def pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--config, --set, --data and --output, turned into one RunOptions argument `options`."""
     decorators = [
-        click.option(
-            "-c",
-            "--config",
-            type=click.Path(path_type=Path),
-            default=None,
-            help="Settings file (default: makeflux.toml, else makejinja.toml).",
-        ),
+        config_option,
         click.option(
             "--set",
             "overrides",

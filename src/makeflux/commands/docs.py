@@ -9,6 +9,7 @@ import click
 
 from makeflux import output
 from makeflux.cluster_file import display
+from makeflux.commands.common import config_option
 from makeflux.errors import EXIT_CHANGES
 from makeflux.settings import load_settings
 from makeflux.sync import file_matches, write_atomic
@@ -18,13 +19,7 @@ DOCS_FILE = Path("docs") / "variables.md"
 
 
 @click.command("docs")
-@click.option(
-    "-c",
-    "--config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Settings file (default: makeflux.toml, else makejinja.toml).",
-)
+@config_option
 @click.option(
     "-o",
     "--output",

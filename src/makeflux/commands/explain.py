@@ -12,6 +12,7 @@ from click.shell_completion import CompletionItem
 
 from makeflux import output
 from makeflux.cluster_file import display
+from makeflux.commands.common import config_option
 from makeflux.data import LoadedData, load_data
 from makeflux.errors import MakefluxError, Problem
 from makeflux.settings import Settings, load_settings
@@ -40,13 +41,7 @@ def _complete_key(ctx: click.Context, param: click.Parameter, incomplete: str) -
 
 @click.command("explain")
 @click.argument("key", required=False, shell_complete=_complete_key)
-@click.option(
-    "-c",
-    "--config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Settings file (default: makeflux.toml, else makejinja.toml).",
-)
+@config_option
 def explain(key: str | None, config: Path | None) -> None:
     """Explain a cluster.yaml variable; without KEY, list every variable and its value."""
     settings = load_settings(Path.cwd(), config)

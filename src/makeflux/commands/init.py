@@ -10,18 +10,13 @@ import click
 
 from makeflux import output
 from makeflux.cluster_file import display, locate
+from makeflux.commands.common import config_option
 from makeflux.errors import DataError, Problem
 from makeflux.settings import load_settings
 
 
 @click.command("init")
-@click.option(
-    "-c",
-    "--config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Settings file (default: makeflux.toml, else makejinja.toml).",
-)
+@config_option
 def init(config: Path | None) -> None:
     """Create cluster.yaml from cluster.sample.yaml; never overwrites an existing file."""
     settings = load_settings(Path.cwd(), config)

@@ -14,6 +14,7 @@ import yaml
 
 from makeflux import output, pipeline
 from makeflux.cluster_file import display, locate
+from makeflux.commands.common import config_option
 from makeflux.data import parse_override
 from makeflux.errors import DataError, MakefluxError, Problem
 from makeflux.pipeline import RunOptions
@@ -23,13 +24,7 @@ from makeflux.variables import Variable, format_value, load_schema_info
 
 @click.command("set")
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
-@click.option(
-    "-c",
-    "--config",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Settings file (default: makeflux.toml, else makejinja.toml).",
-)
+@config_option
 @click.option(
     "-f",
     "--file",
