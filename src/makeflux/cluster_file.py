@@ -29,12 +29,3 @@ def locate(settings: Settings) -> ClusterFiles:
     if not sample.is_file() and (settings.base_dir / SAMPLE_FILE).is_file():
         sample = settings.base_dir / SAMPLE_FILE
     return ClusterFiles(data_file=data_file, sample=sample)
-
-
-def display(path: Path, base: Path | None = None) -> str:
-    """`path` relative to the working directory (or `base`) when it is below it, else absolute."""
-    base = base or Path.cwd()
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)

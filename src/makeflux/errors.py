@@ -12,11 +12,12 @@ EXIT_CHANGES = 1  # changes (plan --exit-code), drift (check), lint findings
 EXIT_BAD_INPUT = 2  # bad input or usage
 
 
-def display_path(path: Path | str) -> str:
-    """A path as the user would type it: relative to the working directory when below it."""
+def display_path(path: Path | str, base: Path | None = None) -> str:
+    """A path as the user would type it: relative to the working directory (or `base`) when
+    below it, else absolute."""
     path = Path(path)
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return path.resolve().relative_to((base or Path.cwd()).resolve()).as_posix()
     except (ValueError, OSError):
         return str(path)
 

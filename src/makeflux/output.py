@@ -59,7 +59,7 @@ def files_in_use(settings: Settings, data_files: tuple[Path, ...]) -> None:
     """--verbose: the settings, data, schema and output directory a run uses, one line each."""
     if verbosity() < VERBOSE:
         return
-    from makeflux.cluster_file import display
+    from makeflux.errors import display_path as display
 
     source = display(settings.source) if settings.source else "(none: defaults)"
     detail(f"makeflux: settings {source} [{settings.flavor}]")

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from makeflux import output
-from makeflux.cluster_file import display
 from makeflux.commands.common import config_option
 from makeflux.errors import EXIT_CHANGES
+from makeflux.errors import display_path as display
 from makeflux.settings import load_settings
 from makeflux.sync import file_matches, write_atomic
 from makeflux.variables import SchemaInfo, Variable, format_value, load_schema_info

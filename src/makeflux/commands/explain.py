@@ -11,10 +11,10 @@ import click
 from click.shell_completion import CompletionItem
 
 from makeflux import output
-from makeflux.cluster_file import display
 from makeflux.commands.common import config_option
 from makeflux.data import LoadedData, load_data
 from makeflux.errors import MakefluxError, Problem
+from makeflux.errors import display_path as display
 from makeflux.settings import Settings, load_settings
 from makeflux.variables import (
     SchemaInfo,

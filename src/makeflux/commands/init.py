@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 
 from makeflux import output
-from makeflux.cluster_file import display, locate
+from makeflux.cluster_file import locate
 from makeflux.commands.common import config_option
 from makeflux.errors import DataError, Problem
+from makeflux.errors import display_path as display
 from makeflux.settings import load_settings
 
 

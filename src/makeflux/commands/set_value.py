@@ -13,10 +13,11 @@ import click
 import yaml
 
 from makeflux import output, pipeline
-from makeflux.cluster_file import display, locate
+from makeflux.cluster_file import locate
 from makeflux.commands.common import config_option
 from makeflux.data import parse_override
 from makeflux.errors import DataError, MakefluxError, Problem
+from makeflux.errors import display_path as display
 from makeflux.pipeline import RunOptions
 from makeflux.settings import Settings, load_settings
 from makeflux.variables import Variable, format_value, load_schema_info

@@ -154,9 +154,6 @@ def _finish(findings: list[Finding], config: LintConfig) -> list[Finding]:
 
 
 def _shown(path: Path, settings: Settings) -> str:
-    for base in (Path.cwd(), settings.base_dir):
-        try:
-            return path.resolve().relative_to(base.resolve()).as_posix()
-        except ValueError:
-            continue
-    return str(path)
+    """Relative to the working directory, else to the project (lint may run from elsewhere)."""
+    shown = display_path(path)
+    return display_path(path, settings.base_dir) if Path(shown).is_absolute() else shown
