@@ -324,3 +324,22 @@ def test_quiet_validate_prints_nothing_on_success(tmp_path: Path) -> None:
     assert run_cli(["validate"], project).output == "makeflux: cluster.yaml is valid\n"
     result = run_cli(["--quiet", "validate"], project)
     assert (result.exit_code, result.output) == (0, "")
+
+
+def test_plugins_are_constructed_once_per_run_though_lint_reads_the_templates(
+    tmp_path: Path,
+) -> None:
+    project = make_project(
+        tmp_path,
+        {"app.yaml.j2": "name: #{ name }#\n"},
+        settings=SETTINGS + 'import_paths = ["scripts"]\nplugins = ["counting:Plugin"]\n',
+    )
+    (project / "scripts").mkdir()
+    (project / "scripts/counting.py").write_text(
+        "from pathlib import Path\n\n\nclass Plugin:\n    def __init__(self):\n"
+        "        with Path(__file__).with_name('count').open('a') as fp:\n"
+        "            fp.write('x')\n"
+    )
+    result = render(project)  # a makeflux.toml project: render lints too
+    assert result.exit_code == 0, result.output
+    assert (project / "scripts/count").read_text() == "x"

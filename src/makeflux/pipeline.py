@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from makeflux import output
 from makeflux.data import LoadedData, load_data
+from makeflux.environment import JinjaSetup, build_environment
 from makeflux.manifest import scratch_manifest_path
 from makeflux.render import RenderedTree, render_tree
 from makeflux.settings import Settings, load_settings
@@ -38,6 +39,7 @@ class Run:
     settings: Settings
     data: LoadedData
     tree: RenderedTree | None = None
+    setup: JinjaSetup | None = None  # the render's Jinja environment, reused by lint
     findings: list[Finding] | None = None  # None: lint did not run
 
 
@@ -79,7 +81,8 @@ def validate(run: Run, *, thorough: bool = False) -> Run:
 
 def render(run: Run) -> Run:
     """Render every template in memory."""
-    run.tree = render_tree(run.settings, run.data.values)
+    run.setup = build_environment(run.settings, run.data.values)
+    run.tree = render_tree(run.settings, run.data.values, run.setup)
     return run
 
 

@@ -33,6 +33,7 @@ from makeflux.lint.templates import TemplateSource, check_templates, schema_vari
 from makeflux.lint.yamldocs import KUSTOMIZATION_NAMES, YAML_SUFFIXES, check_yaml, parse_tree
 
 if TYPE_CHECKING:
+    from makeflux.environment import JinjaSetup
     from makeflux.pipeline import Run
     from makeflux.settings import Settings
 
@@ -83,7 +84,9 @@ def run(pipeline_run: Run) -> list[Finding]:
         f if prefix == "." else replace(f, path=f"{prefix}/{f.path}")
         for f in lint_tree(pipeline_run.tree.files, config)
     ]
-    findings += lint_templates(pipeline_run.settings, pipeline_run.data.values, config)
+    findings += lint_templates(
+        pipeline_run.settings, pipeline_run.data.values, config, setup=pipeline_run.setup
+    )
     return _finish(findings, config)
 
 
@@ -93,18 +96,27 @@ def config_from_settings(settings: Settings) -> LintConfig:
 
 
 def lint_templates(
-    settings: Settings, data: Mapping[str, object], config: LintConfig | None = None
+    settings: Settings,
+    data: Mapping[str, object],
+    config: LintConfig | None = None,
+    *,
+    setup: JinjaSetup | None = None,
 ) -> list[Finding]:
-    """The template rules: schema variables vs the templates' variables, runaway comments."""
+    """The template rules: schema variables vs the templates' variables, runaway comments.
+
+    `setup` is the render's environment when there is one (plugins are not loaded twice).
+    """
     from makeflux.environment import build_environment
     from makeflux.render import discover_sources
 
     config = config or config_from_settings(settings)
-    setup = build_environment(settings, data)
+    setup = setup or build_environment(settings, data)
     # Names the environment itself supplies (Jinja's and plugins' globals); data doesn't count.
     provided = set(setup.env.globals) - set(data)
-    # find_undeclared_variables skips every global; check_templates subtracts `provided` itself.
-    setup.env.globals = {}
+    # find_undeclared_variables skips every global, so parse in an overlay without them (the
+    # render's environment keeps its own); check_templates subtracts `provided` itself.
+    parse_env = setup.env.overlay()
+    parse_env.globals = {}
     sources = []
     for source in discover_sources(settings, setup, with_partials=True):
         if not source.is_template:
@@ -123,7 +135,7 @@ def lint_templates(
         except (OSError, ValueError) as exc:
             raise SettingsError(Problem(f"cannot read the schema: {exc}", schema_shown)) from None
     findings = check_templates(
-        setup.env, sources, schema=schema, schema_shown=schema_shown, provided=provided
+        parse_env, sources, schema=schema, schema_shown=schema_shown, provided=provided
     )
     return _finish(findings, config)
 
