@@ -1,6 +1,6 @@
 """The compiled-template cache: a cached render is byte-identical to an uncached one, a changed
-template (or setting, or plugin) is never served stale, and a damaged cache file is ignored and
-rewritten."""
+template (or setting, or plugin) is never served stale, a damaged pack or entry is ignored and
+its templates compiled again, and packs that pile up are merged."""
 
 from __future__ import annotations
 
@@ -121,6 +121,30 @@ def cache_files(cache_dir: Path) -> dict[str, int]:
     }
 
 
+def packs(cache_dir: Path) -> list[Path]:
+    return sorted(p for p in (cache_dir / "code").rglob(f"*{cache.PACK_SUFFIX}"))
+
+
+def entries(pack_path: Path) -> set[str]:
+    pack = cache.Pack.open(pack_path)
+    assert pack is not None, f"{pack_path} is not a readable pack"
+    try:
+        return set(pack.index)
+    finally:
+        pack.close()
+
+
+def render_counting(project: Path) -> tuple[int, int, dict[str, bytes]]:
+    """Render through the library: (templates compiled, templates read from disk, files)."""
+    settings = load_settings(project)
+    data = load_data(settings).values
+    setup = build_environment(settings, data)
+    tree = render_tree(settings, data, setup)
+    code_cache = setup.env.bytecode_cache
+    assert isinstance(code_cache, cache.CompiledTemplateCache)
+    return code_cache.compiled, code_cache.disk_hits, tree.files
+
+
 def render(project: Path, out: str, *options: str) -> dict[str, bytes]:
     result = run_cli([*options, "render", "--no-lint", "-o", out], project)
     assert result.exit_code == 0, result.output
@@ -140,7 +164,8 @@ def test_cached_render_is_byte_identical_and_the_warm_run_compiles_nothing(proje
     assert not cache_dir.exists(), "--no-cache must not write the cache"
     cold = render(project, "cold")
     written = cache_files(cache_dir)
-    assert len(written) == 5  # three templates and two partials
+    assert len(written) == 1, "one pack for the whole run"
+    assert len(entries(packs(cache_dir)[0])) == 5  # three templates and two partials
     warm = render(project, "warm")
     assert cold == warm == uncached
     assert uncached["app.yaml"] == (
@@ -152,16 +177,8 @@ def test_cached_render_is_byte_identical_and_the_warm_run_compiles_nothing(proje
 
 
 def test_the_cache_counts_hits_through_the_library_api(project: Path):
-    settings = load_settings(project)
-    data = load_data(settings).values
-    runs = []
-    for _ in range(2):
-        setup = build_environment(settings, data)
-        code_cache = cache.for_environment(setup.env)
-        setup.env.bytecode_cache = code_cache
-        tree = render_tree(settings, data, setup)
-        runs.append((code_cache.compiled, code_cache.disk_hits, tree.files))
-    (compiled1, hits1, files1), (compiled2, hits2, files2) = runs
+    compiled1, hits1, files1 = render_counting(project)
+    compiled2, hits2, files2 = render_counting(project)
     assert (compiled1, hits1) == (5, 0)
     assert (compiled2, hits2) == (0, 5)
     assert files1 == files2
@@ -180,25 +197,61 @@ def test_a_changed_template_is_recompiled_even_with_the_same_size_and_mtime(proj
     assert after == render(project, "fresh", "--no-cache")
 
 
-def test_a_corrupt_cache_file_is_ignored_and_rewritten(project: Path):
+def test_a_damaged_entry_is_compiled_again_and_the_rest_still_served(project: Path):
     cache_dir = project.parent / "cache"
     expected = render(project, "out")
-    files = sorted(p for p in cache_dir.rglob("*") if p.is_file())
-    assert len(files) == 5
-    damaged = {
-        files[0]: b"not a cache file at all",
-        files[1]: files[1].read_bytes()[:-7],  # truncated
-        files[2]: b"",
-    }
-    flipped = bytearray(files[3].read_bytes())
-    flipped[-3] ^= 0xFF  # one byte of the marshalled code
-    damaged[files[3]] = bytes(flipped)
-    for path, blob in damaged.items():
-        path.write_bytes(blob)
+    (pack_path,) = packs(cache_dir)
+    flipped = bytearray(pack_path.read_bytes())
+    flipped[len(cache.FORMAT) + 40] ^= 0xFF  # a byte of the first entry's marshalled code
+    pack_path.write_bytes(bytes(flipped))
+    compiled, hits, files = render_counting(project)
+    assert (compiled, hits) == (1, 4)
+    assert files == expected
     assert render(project, "again") == expected
-    for path, blob in damaged.items():
-        assert path.read_bytes() != blob, f"{path.name} was not rewritten"
-    assert render(project, "third") == expected
+    assert len(packs(cache_dir)) == 2 and len(entries(packs(cache_dir)[-1])) == 1
+    assert render_counting(project)[:2] == (0, 5), "the newer pack wins"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda blob: b"not a cache file at all",
+        lambda blob: blob[:-7],  # truncated
+        lambda blob: b"",
+        lambda blob: blob[:-30] + bytes(b ^ 0xFF for b in blob[-30:-20]) + blob[-20:],  # index
+    ],
+    ids=["garbage", "truncated", "empty", "index"],
+)
+def test_a_damaged_pack_is_ignored_and_its_templates_compiled_again(project: Path, damage):
+    cache_dir = project.parent / "cache"
+    expected = render(project, "out")
+    (pack_path,) = packs(cache_dir)
+    pack_path.write_bytes(damage(pack_path.read_bytes()))
+    compiled, hits, files = render_counting(project)
+    assert (compiled, hits) == (5, 0)
+    assert files == expected
+    assert render(project, "again") == expected
+    assert render_counting(project)[:2] == (0, 5)
+
+
+def test_packs_that_pile_up_are_merged_into_one(project: Path):
+    cache_dir = project.parent / "cache"
+    template = project / "templates" / "feature.yaml.j2"
+    original = template.read_text()
+    stale = None
+    for run in range(cache.MAX_PACKS + 1):
+        template.write_text(original + f"run: {run}\n")  # one recompiled template per run
+        render(project, "out")
+        if run == 0:
+            # A pack a dead run never finished, old enough to be removed with the merge.
+            stale = packs(cache_dir)[0].parent / ".seg-dead.tmp"
+            stale.write_bytes(b"half a pack")
+            os.utime(stale, (0, 0))
+    (merged,) = packs(cache_dir)
+    assert len(entries(merged)) == 5  # every template once, at its newest
+    assert stale is not None and not stale.exists()
+    assert render_counting(project)[:2] == (0, 5)
+    assert render(project, "warm") == render(project, "fresh", "--no-cache")
 
 
 def test_a_changed_setting_does_not_reuse_code_compiled_for_other_settings(project: Path):

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 
 from makeflux import cache, parallel
+from makeflux.data import load_data
+from makeflux.environment import build_environment
+from makeflux.render import render_tree
+from makeflux.settings import load_settings
 from tests.conftest import run_cli
 from tests.test_cache import make_project, read_tree
 
@@ -51,6 +55,25 @@ def test_forked_render_is_byte_identical_to_serial(project: Path, monkeypatch):
     assert len(serial[2]) == 27  # 24 + app, feature, plain.txt (disabled renders empty)
     assert serial == cold == warm
     assert list(serial[2]) == list(cold[2])  # same order as well
+
+
+def test_forked_workers_save_what_they_compiled(project: Path, monkeypatch):
+    render(project, "cold", "2", monkeypatch)
+    packs = sorted((project.parent / "cache" / "code").rglob(f"*{cache.PACK_SUFFIX}"))
+    assert len(packs) == 2, "this process and the worker each write one pack"
+    indexes = []
+    for path in packs:
+        pack = cache.Pack.open(path)
+        assert pack is not None
+        indexes.append(set(pack.index))
+        pack.close()
+    assert all(indexes) and len(indexes[0] | indexes[1]) == 24 + 5
+    monkeypatch.setenv(parallel.JOBS_ENV, "1")
+    settings = load_settings(project)
+    data = load_data(settings).values
+    setup = build_environment(settings, data)
+    render_tree(settings, data, setup)
+    assert setup.env.bytecode_cache.compiled == 0  # type: ignore[union-attr]
 
 
 def test_forked_render_reports_the_same_errors_in_the_same_order(project: Path, monkeypatch):

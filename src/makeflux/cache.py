@@ -1,32 +1,40 @@
 """Compiled templates kept between runs, so an unchanged template is never compiled twice.
 
 Compiling is most of the cost of a render (lexing, parsing and generating Python for every
-template); executing the compiled code is cheap. This cache stores each template's code object
-in the user's cache directory, one file per template:
+template); executing the compiled code is cheap. This cache keeps each template's code object
+in the user's cache directory, in a few pack files rather than one file per template (creating
+hundreds of small files costs more than the rest of the cache's work):
 
     $MAKEFLUX_CACHE_DIR  (else $XDG_CACHE_HOME/makeflux, else ~/.cache/makeflux)
-      code/<environment fingerprint>/<hash of template name and path>
+      code/<environment fingerprint>/<hash of the project's inputs>/seg-<time>-<pid>.mfc
 
-A file is used only when the template's source is byte for byte the one it was compiled from,
-and the directory it sits in is named after everything else compiling depends on: the Jinja and
-Python versions, delimiters and whitespace settings, extensions, and the filters, tests and
-policies the compiler consults or constant-folds with (including the source of the modules that
-define them, so editing a plugin invalidates what it touched). Files are written to a temporary
-name and renamed, so concurrent runs never see half a file; a file that fails its checksum or
-does not load is ignored and rewritten. The cache is an optimisation only: any error reading or
-writing it falls back to compiling.
+A run reads the index of every pack and reads one template's code only when it is needed;
+what it compiles goes into one new pack, written when the run ends (each forked worker writes
+its own), and older packs lose to newer ones for the same template. When packs pile up, a run
+merges them into one. An entry is used only when the template's source is byte for byte the
+one it was compiled from, and the directory it sits in is named after everything else
+compiling depends on: the Jinja and Python versions, delimiters and whitespace settings,
+extensions, and the filters, tests and policies the compiler consults or constant-folds with
+(including the source of the modules that define them, so editing a plugin invalidates what it
+touched). Packs are written under a temporary name and renamed, so concurrent runs never see
+half a pack; a pack or entry that fails its checksum is ignored, and its templates are compiled
+and written again. The cache is an optimisation only: any error reading or writing it falls
+back to compiling.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import inspect
 import json
 import marshal
 import os
+import struct
 import sys
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -38,11 +46,19 @@ if TYPE_CHECKING:  # jinja2 is imported on first use: the CLI imports this modul
     from jinja2.bccache import Bucket
 
 CACHE_DIR_ENV = "MAKEFLUX_CACHE_DIR"
-# Bump when the file layout or anything the fingerprint should cover changes.
-FORMAT = b"makeflux-compiled-template-1\n"
+# Bump when the pack layout or anything the fingerprint should cover changes.
+FORMAT = b"makeflux-compiled-templates-2\n"
+_FOOTER = struct.Struct("<QQ16s8s")  # index offset, index length, index digest, end marker
+_END = b"mfpack2\n"
 _DIGEST_SIZE = 16
-# Compiled templates held in memory during a run (the partials that many templates include).
-MEMORY_ENTRIES = 128
+PACK_PREFIX, PACK_SUFFIX = "seg-", ".mfc"
+# More packs than this (one per run that compiled something) are merged into one.
+MAX_PACKS = 8
+# A pack being written that is older than this was left by a run that died: removed on merge.
+STALE_SECONDS = 3600
+# Compiled templates held in memory during a run: the partials many templates include stay at
+# the recent end; a template rendered once is not kept (it would only cost memory).
+MEMORY_ENTRIES = 16
 
 _enabled = True
 
@@ -71,16 +87,130 @@ def cache_root() -> Path | None:
         return None
 
 
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).digest()
+
+
+# key → (source checksum, offset, length, payload digest)
+PackIndex = dict[str, tuple[str, int, int, bytes]]
+
+
+class Pack:
+    """One pack file, open for reading entries by offset."""
+
+    def __init__(self, path: Path, fd: int, index: PackIndex) -> None:
+        self.path, self.fd, self.index = path, fd, index
+
+    @classmethod
+    def open(cls, path: Path) -> Pack | None:
+        """The pack at `path`, or None when it is missing, foreign or damaged."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size < len(FORMAT) + _FOOTER.size:
+                raise ValueError("too short")
+            offset, length, digest, end = _FOOTER.unpack(
+                os.pread(fd, _FOOTER.size, size - _FOOTER.size)
+            )
+            if end != _END or offset + length + _FOOTER.size != size:
+                raise ValueError("not a pack")
+            raw = os.pread(fd, length, offset)
+            if _digest(raw) != digest or os.pread(fd, len(FORMAT), 0) != FORMAT:
+                raise ValueError("damaged index")
+            index = marshal.loads(raw)
+            if not isinstance(index, dict):
+                raise ValueError("damaged index")
+        except (OSError, ValueError, EOFError, TypeError, struct.error):
+            os.close(fd)
+            return None
+        return cls(path, fd, index)
+
+    def read(self, entry: tuple[str, int, int, bytes]) -> bytes | None:
+        """The payload of one entry, or None when it is unreadable or fails its checksum."""
+        if self.fd < 0:
+            return None
+        try:
+            _, offset, length, digest = entry
+            payload = os.pread(self.fd, length, offset)
+        except (OSError, ValueError, TypeError, OverflowError):
+            return None
+        return payload if len(payload) == length and _digest(payload) == digest else None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class _PackWriter:
+    """A new pack, filled entry by entry and put in place (renamed) by commit().
+
+    Writes go to explicit offsets (pwrite), never through a buffer or a shared file position,
+    so a forked worker that inherits this writer cannot disturb it; the worker starts its own.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.pid = os.getpid()
+        fd, name = tempfile.mkstemp(prefix=".seg-", suffix=".tmp", dir=directory)
+        self.fd, self.tmp = fd, Path(name)
+        self.offset = 0
+        self.index: PackIndex = {}
+        self._write(FORMAT)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self.fd, view, self.offset)
+            self.offset += written
+            view = view[written:]
+
+    def add(self, key: str, checksum: str, payload: bytes) -> None:
+        start = self.offset
+        self._write(payload)
+        self.index[key] = (checksum, start, len(payload), _digest(payload))
+
+    def commit(self) -> Path:
+        raw = marshal.dumps(self.index)
+        index_offset = self.offset
+        self._write(raw + _FOOTER.pack(index_offset, len(raw), _digest(raw), _END))
+        os.close(self.fd)
+        self.fd = -1
+        final = self.directory / f"{PACK_PREFIX}{time.time_ns():020d}-{self.pid}{PACK_SUFFIX}"
+        os.replace(self.tmp, final)
+        return final
+
+    def discard(self) -> None:
+        """Give up this pack (in a forked worker: only let go of the parent's file)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        if self.pid == os.getpid():
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+
+
 class CompiledTemplateCache:
-    """A Jinja bytecode cache (jinja2.BytecodeCache's interface): in memory for this run, and on
-    disk when `directory` is given."""
+    """A Jinja bytecode cache (jinja2.BytecodeCache's interface): in memory for this run, and in
+    pack files in `directory` when it is given. Call finish() when the run ends (it is also
+    called at exit) to write what was compiled."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
-        # key → (source checksum, code), most recently used last: a partial included by every
-        # template is loaded once a run, while code used once does not pile up in memory.
+        # key → (source checksum, code), most recently used last.
         self._memory: OrderedDict[str, tuple[str, CodeType]] = OrderedDict()
-        self._directory_ready = False
+        self._packs: list[Pack] | None = None  # opened on first use, oldest first
+        self._index: dict[str, tuple[Pack, tuple[str, int, int, bytes]]] = {}
+        self._writer: _PackWriter | None = None
+        self._unwritable = False
         self.disk_hits = 0
         self.compiled = 0
 
@@ -115,14 +245,17 @@ class CompiledTemplateCache:
             bucket.code = held[1]
             self._memory.move_to_end(bucket.key)
             return
-        if self.directory is None:
+        found = self._lookup(bucket.key)
+        if found is None or found[1][0] != bucket.checksum:
+            return
+        payload = found[0].read(found[1])
+        if payload is None:
             return
         try:
-            blob = (self.directory / bucket.key).read_bytes()
-        except OSError:
+            code = marshal.loads(payload)  # checked against its digest first: marshal is unsafe
+        except (EOFError, ValueError, TypeError):
             return
-        code = decode(blob, bucket.checksum)
-        if code is not None:
+        if isinstance(code, CodeType):
             bucket.code = code
             self._remember(bucket.key, bucket.checksum, code)
             self.disk_hits += 1
@@ -131,11 +264,39 @@ class CompiledTemplateCache:
         assert bucket.code is not None
         self.compiled += 1
         self._remember(bucket.key, bucket.checksum, bucket.code)
-        if self.directory is None:
+        writer = self._writer_for_this_process()
+        if writer is None:
             return
         # A read-only or full cache directory only costs speed.
+        try:
+            writer.add(bucket.key, bucket.checksum, marshal.dumps(bucket.code))
+        except (OSError, ValueError):
+            writer.discard()
+            self._writer, self._unwritable = None, True
+
+    def finish(self) -> None:
+        """Put what this process compiled in place as a new pack; merge packs that piled up.
+
+        Also lets go of the packs it read (they are opened again if the run goes on)."""
+        for pack in self._packs or ():
+            pack.close()
+        self._packs, self._index = None, {}
+        writer, self._writer = self._writer, None
+        if writer is None or writer.pid != os.getpid():
+            if writer is not None:
+                writer.discard()
+            return
+        atexit.unregister(self.finish)
+        try:
+            if writer.index:
+                writer.commit()
+            else:
+                writer.discard()
+        except (OSError, ValueError):
+            writer.discard()
+            return
         with contextlib.suppress(OSError, ValueError):
-            self._write(bucket.key, encode(bucket.checksum, bucket.code))
+            self._merge_if_piled_up()
 
     def _remember(self, key: str, checksum: str, code: CodeType) -> None:
         self._memory[key] = (checksum, code)
@@ -143,52 +304,90 @@ class CompiledTemplateCache:
         if len(self._memory) > MEMORY_ENTRIES:
             self._memory.popitem(last=False)
 
-    def _write(self, key: str, blob: bytes) -> None:
+    def _lookup(self, key: str) -> tuple[Pack, tuple[str, int, int, bytes]] | None:
+        if self._packs is None:
+            self._packs = []
+            for path in pack_paths(self.directory):
+                pack = Pack.open(path)
+                if pack is not None:
+                    self._packs.append(pack)
+                    self._index.update({k: (pack, e) for k, e in pack.index.items()})
+        return self._index.get(key)
+
+    def _writer_for_this_process(self) -> _PackWriter | None:
+        writer = self._writer
+        if writer is not None and writer.pid != os.getpid():
+            writer.discard()  # inherited from the process that forked this one
+            writer = self._writer = None
+        if writer is None and self.directory is not None and not self._unwritable:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                writer = self._writer = _PackWriter(self.directory)
+            except OSError:
+                self._unwritable = True
+            else:
+                atexit.register(self.finish)  # in case the run never reaches finish()
+        return writer
+
+    def _merge_if_piled_up(self) -> None:
+        """Merge every pack into one when there are more than MAX_PACKS of them."""
         assert self.directory is not None
-        if not self._directory_ready:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._directory_ready = True
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory)
+        paths = pack_paths(self.directory)
+        if len(paths) <= MAX_PACKS:
+            return
+        packs = [p for p in (Pack.open(path) for path in paths) if p is not None]
         try:
-            with os.fdopen(fd, "wb") as fp:
-                fp.write(blob)
-            os.replace(tmp_name, self.directory / key)
-        except BaseException:
+            latest: dict[str, tuple[Pack, tuple[str, int, int, bytes]]] = {}
+            for pack in packs:  # oldest first: newer entries win
+                latest.update({k: (pack, e) for k, e in pack.index.items()})
+            merged = _PackWriter(self.directory)
+            try:
+                for key, (pack, entry) in latest.items():
+                    payload = pack.read(entry)
+                    if payload is not None:
+                        merged.add(key, entry[0], payload)
+                merged.commit()
+            except BaseException:
+                merged.discard()
+                raise
+        finally:
+            for pack in packs:
+                pack.close()
+        for path in paths:  # including damaged packs, which nothing could read
             with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
+                path.unlink()
+        now = time.time()
+        for leftover in self.directory.glob(".seg-*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - leftover.stat().st_mtime > STALE_SECONDS:
+                    leftover.unlink()
 
 
-def encode(checksum: str, code: CodeType) -> bytes:
-    """The file format: FORMAT, source checksum line, payload digest, marshalled code."""
-    payload = marshal.dumps(code)
-    digest = hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest()
-    return FORMAT + checksum.encode("ascii") + b"\n" + digest + payload
-
-
-def decode(blob: bytes, checksum: str) -> CodeType | None:
-    """The code in `blob` if it was compiled from the source with `checksum` and is intact."""
-    header = FORMAT + checksum.encode("ascii") + b"\n"
-    if not blob.startswith(header):
-        return None
-    start = len(header) + _DIGEST_SIZE
-    digest, payload = blob[len(header) : start], blob[start:]
-    # Check the payload before unmarshalling: marshal is not safe against damaged data.
-    if hashlib.blake2b(payload, digest_size=_DIGEST_SIZE).digest() != digest:
-        return None
+def pack_paths(directory: Path | None) -> list[Path]:
+    """The packs in `directory`, oldest first (their names start with the time they were made)."""
+    if directory is None:
+        return []
     try:
-        code = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-    return code if isinstance(code, CodeType) else None
+        names = [
+            entry.name
+            for entry in os.scandir(directory)
+            if entry.name.startswith(PACK_PREFIX) and entry.name.endswith(PACK_SUFFIX)
+        ]
+    except OSError:
+        return []
+    return [directory / name for name in sorted(names)]
 
 
-def for_environment(env: jinja2.Environment) -> CompiledTemplateCache:
-    """The cache to attach to `env` (after plugins have added their filters and extensions)."""
+def for_environment(env: jinja2.Environment, scope: str = "") -> CompiledTemplateCache:
+    """The cache to attach to `env` (after plugins have added their filters and extensions).
+
+    `scope` names the project (its inputs), so that each project reads only its own packs.
+    """
     root = cache_root() if _enabled else None
     if root is None:
         return CompiledTemplateCache(None)
-    return CompiledTemplateCache(root / "code" / _fingerprint_of(env))
+    project = hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return CompiledTemplateCache(root / "code" / _fingerprint_of(env) / project)
 
 
 def memoize(

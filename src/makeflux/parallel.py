@@ -13,6 +13,7 @@ start, whatever the size of the work).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import sys
@@ -52,8 +53,17 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
 
 
-def map_adaptive(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """[func(item) for item in items], forking workers for the rest when that is worth it."""
+def map_adaptive(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    worker_finish: Callable[[], None] | None = None,
+) -> list[R]:
+    """[func(item) for item in items], forking workers for the rest when that is worth it.
+
+    `worker_finish` runs in each worker after its share (to save what only it has, such as
+    the templates it compiled); its failure does not fail the worker.
+    """
     forced = requested_jobs()
     jobs = forced if forced is not None else available_cores()
     if jobs <= 1 or not can_fork() or len(items) < 2:
@@ -63,17 +73,22 @@ def map_adaptive(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     for index, item in enumerate(items):
         remaining = len(items) - index
         if forced is not None and remaining >= 2:
-            return results + fork_map(func, items[index:], min(jobs, remaining))
+            return results + fork_map(func, items[index:], min(jobs, remaining), worker_finish)
         elapsed = time.perf_counter() - start
         if index and elapsed >= PROBE_SECONDS and remaining >= 2:
             per_item = elapsed / index
             if per_item >= MIN_ITEM_SECONDS and per_item * remaining >= MIN_PARALLEL_SECONDS:
-                return results + fork_map(func, items[index:], min(jobs, remaining))
+                return results + fork_map(func, items[index:], min(jobs, remaining), worker_finish)
         results.append(func(item))
     return results
 
 
-def fork_map(func: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+def fork_map(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    jobs: int,
+    worker_finish: Callable[[], None] | None = None,
+) -> list[R]:
     """[func(item) for item in items] in `jobs` processes: this one and jobs - 1 forked workers."""
     if jobs <= 1 or len(items) < 2:
         return [func(item) for item in items]
@@ -82,14 +97,19 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
     sys.stdout.flush()
     sys.stderr.flush()
     workers: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    # Frozen objects are left alone by the garbage collector, so a worker's collections do not
+    # write to (and thereby copy) every page it shares with this process.
+    gc.freeze()
     try:
         for share in shares[1:]:
-            workers.append(_start_worker(func, share))
+            workers.append(_start_worker(func, share, worker_finish))
+        gc.unfreeze()
         share_results: list[list[R]] = [[func(item) for item in shares[0]]]
         for (pid, read_fd), share in zip(workers, shares[1:], strict=True):
             share_results.append(_collect(pid, read_fd, func, share))
         workers.clear()
     finally:
+        gc.unfreeze()
         for pid, read_fd in workers:  # only on an error here: do not leave workers behind
             _abandon(pid, read_fd)
     merged: list[R] = [None] * len(items)  # type: ignore[list-item]
@@ -98,23 +118,30 @@ def fork_map(func: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
     return merged
 
 
-def _start_worker(func: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]:
+def _start_worker(
+    func: Callable[[T], R], share: Sequence[T], finish: Callable[[], None] | None
+) -> tuple[int, int]:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid:
         os.close(write_fd)
         return pid, read_fd
-    # In the worker: compute, send the pickled results, and leave without running the parent's
-    # cleanup (atexit handlers, buffered output), which stays the parent's business.
+    # In the worker: compute, stream the pickled results down the pipe (no second copy of them in
+    # memory), and leave without running the parent's cleanup (atexit handlers, buffered output),
+    # which stays the parent's business. The parent reads only complete, successful results.
     status = 0
     try:
         os.close(read_fd)
-        try:
-            payload = pickle.dumps([func(item) for item in share], pickle.HIGHEST_PROTOCOL)
-        except BaseException:
-            payload, status = b"", 1
         with os.fdopen(write_fd, "wb") as pipe:
-            pipe.write(payload)
+            try:
+                results = [func(item) for item in share]
+            except BaseException:
+                results, status = None, 1
+            if results is not None:
+                if finish is not None:
+                    with contextlib.suppress(Exception):
+                        finish()
+                pickle.dump(results, pipe, pickle.HIGHEST_PROTOCOL)
         sys.stdout.flush()
         sys.stderr.flush()
     except BaseException:
@@ -124,16 +151,15 @@ def _start_worker(func: Callable[[T], R], share: Sequence[T]) -> tuple[int, int]
 
 
 def _collect(pid: int, read_fd: int, func: Callable[[T], R], share: Sequence[T]) -> list[R]:
+    result: object = None
     with os.fdopen(read_fd, "rb") as pipe:
-        payload = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if status == 0 and payload:
         try:
-            result = pickle.loads(payload)
-        except Exception:
+            result = pickle.load(pipe)
+        except Exception:  # the worker failed or died: nothing or a truncated stream
             result = None
-        if isinstance(result, list) and len(result) == len(share):
-            return result
+    _, status = os.waitpid(pid, 0)
+    if status == 0 and isinstance(result, list) and len(result) == len(share):
+        return result
     return [func(item) for item in share]  # the worker failed: same work, done here
 
 

@@ -99,11 +99,15 @@ def render_tree(
     setup = setup or build_environment(settings, data)
     if setup.env.bytecode_cache is None:
         # Attached once plugins are loaded: the cache key covers the filters and tests they add.
-        setup.env.bytecode_cache = cache.for_environment(setup.env)
+        scope = "\0".join(str(p.resolve()) for p in settings.inputs)
+        setup.env.bytecode_cache = cache.for_environment(setup.env, scope)
     tree = RenderedTree(root=settings.output)
     problems: list[Problem] = []
     sources = discover_sources(settings, setup)
-    outcomes = render_templates(setup.env, [s for s in sources if s.is_template], settings)
+    try:
+        outcomes = render_templates(setup.env, [s for s in sources if s.is_template], settings)
+    finally:
+        _finish_cache(setup.env)
     for source in sources:
         if not source.is_template:
             try:
@@ -151,8 +155,15 @@ def render_templates(
             return None
         return text.encode("utf-8")
 
-    results = parallel.map_adaptive(outcome, templates)
+    results = parallel.map_adaptive(outcome, templates, worker_finish=lambda: _finish_cache(env))
     return {source.output: result for source, result in zip(templates, results, strict=True)}
+
+
+def _finish_cache(env: jinja2.Environment) -> None:
+    """Write what this process compiled to the persistent cache (see makeflux.cache)."""
+    code_cache = env.bytecode_cache
+    if isinstance(code_cache, cache.CompiledTemplateCache):
+        code_cache.finish()
 
 
 class _RenderFailure(Exception):
