@@ -8,7 +8,9 @@ tool and stops unless both trees are byte-identical, then times, alternating the
 round: makejinja render (into an empty directory), makeflux render cold (empty output, empty
 compiled-template cache), makeflux render warm (the second run: cache filled, nothing changed),
 makeflux check and makeflux plan (nothing changed). It prints medians, min-max, the
-makejinja/makeflux ratio and peak memory per command.
+makejinja/makeflux ratio and peak memory per command. Memory is sampled in one extra round of
+its own: the sampler's reads of /proc cost CPU, which would slow whichever command needs the
+second core.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class Sample:
 @dataclass
 class Row:
     label: str
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # timed rounds, memory not sampled
+    memory: list[Sample] = field(default_factory=list)  # the round with memory sampled
 
     def seconds(self) -> list[float]:
         return [s.seconds for s in self.samples]
@@ -100,11 +103,14 @@ class MemorySampler(threading.Thread):
             self.done.wait(0.005)
 
 
-def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> Sample:
+def measure(
+    argv: list[str], cwd: Path, env: dict[str, str], *, sample_memory: bool = True
+) -> Sample:
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
         sampler = MemorySampler(proc.pid)
+        sampler.enabled = sampler.enabled and sample_memory
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
@@ -211,16 +217,22 @@ def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
         ]
     }
     repeat = args.repeat or (5 if scale <= 1 else 3 if scale <= 10 else 2)
-    for _ in range(repeat):
+    for round_number in range(repeat + 1):
+        sampled = round_number == repeat  # the last round samples memory and is not timed
+
+        def run(key: str, argv: list[str], sampled: bool = sampled) -> None:
+            sample = measure(argv, project, env, sample_memory=sampled)
+            (rows[key].memory if sampled else rows[key].samples).append(sample)
+
         shutil.rmtree(out_mj, ignore_errors=True)
-        rows["makejinja"].samples.append(measure(tools.makejinja_render(out_mj), project, env))
+        run("makejinja", tools.makejinja_render(out_mj))
         reset_output(project, out_mf)
         shutil.rmtree(cache, ignore_errors=True)
-        rows["cold"].samples.append(measure(tools.makeflux("render", out_mf), project, env))
-        rows["warm"].samples.append(measure(tools.makeflux("render", out_mf), project, env))
+        run("cold", tools.makeflux("render", out_mf))
+        run("warm", tools.makeflux("render", out_mf))
         for command in ("check", "plan"):
             if command in commands:
-                rows[command].samples.append(measure(tools.makeflux(command, out_mf), project, env))
+                run(command, tools.makeflux(command, out_mf))
     problems = compare_trees(out_mj, out_mf)
     if problems:
         raise SystemExit(f"the trees differ after timing: {problems[:5]}")
@@ -234,6 +246,7 @@ def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
         "repeat": repeat,
         "load_at_end": load,
         "rows": {k: [asdict(s) for s in r.samples] for k, r in rows.items()},
+        "memory_rows": {k: [asdict(s) for s in r.memory] for k, r in rows.items()},
     }
 
 
@@ -251,8 +264,8 @@ def print_table(rows: dict[str, Row]) -> None:
         median = statistics.median(seconds)
         ratio = "" if key == "makejinja" else f"{baseline / median:6.1f}x"
         cpu = statistics.median(s.cpu_seconds for s in row.samples)
-        rss = max(s.max_rss_kb for s in row.samples) / 1024
-        pss = max(s.tree_pss_kb for s in row.samples) / 1024
+        rss = max(s.max_rss_kb for s in row.samples + row.memory) / 1024
+        pss = max((s.tree_pss_kb for s in row.memory), default=0) / 1024
         print(
             f"{row.label:26} {median:7.3f}s {min(seconds):6.3f}-{max(seconds):6.3f}s "
             f"{ratio:>7} {cpu:6.2f}s {rss:7.1f}MB {pss:7.1f}MB"
