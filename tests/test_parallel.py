@@ -114,6 +114,19 @@ def test_fork_map_keeps_order_and_redoes_a_failed_workers_share():
     assert parallel.fork_map(square_or_crash, list(range(12)), 3) == [n * n for n in range(12)]
 
 
+def test_a_slower_process_takes_fewer_items():
+    parent = os.getpid()
+
+    def where(n: int) -> int:
+        if os.getpid() != parent:
+            time.sleep(0.02)  # the worker is slow (its core is busy elsewhere, say)
+        return os.getpid()
+
+    pids = parallel.fork_map(where, list(range(40)), 2)
+    assert len(pids) == 40
+    assert pids.count(parent) >= 30, "items are shared out as the processes go, not up front"
+
+
 def test_small_work_stays_in_this_process(monkeypatch):
     monkeypatch.delenv(parallel.JOBS_ENV, raising=False)
     pids = parallel.map_adaptive(lambda _: os.getpid(), list(range(200)))

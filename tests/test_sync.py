@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from makeflux import sync
 from tests.conftest import run_cli, run_subprocess, snapshot
 from tests.test_sync_support import (
     BASE_FILES,
@@ -422,11 +423,14 @@ FAULTS = {
 }
 
 
+@pytest.mark.parametrize("threads", [False, True], ids=["one by one", "in threads"])
 @pytest.mark.parametrize("case", sorted(FAULTS))
 def test_failure_mid_render_leaves_each_file_old_or_new(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, threads: bool
 ) -> None:
     n, error, after = FAULTS[case]
+    # Big trees are written by a few threads; here even six files are, when `threads`.
+    monkeypatch.setattr(sync, "PARALLEL_WRITES_FROM", 1 if threads else 10_000)
     project = make_project(tmp_path)
     render(project)
     old = {p: (out(project) / p).read_bytes() for p in BASE_FILES}

@@ -16,10 +16,11 @@ import contextlib
 import gc
 import os
 import pickle
+import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 JOBS_ENV = "MAKEFLUX_JOBS"
 # Measure for this long before deciding; fork only when the rest would take at least
@@ -89,37 +90,77 @@ def fork_map(
     jobs: int,
     worker_finish: Callable[[], None] | None = None,
 ) -> list[R]:
-    """[func(item) for item in items] in `jobs` processes: this one and jobs - 1 forked workers."""
+    """[func(item) for item in items] in `jobs` processes: this one and jobs - 1 forked workers.
+
+    The processes take items from a shared queue as they go, in order, so one that runs slower
+    (other load on its core, a run of big templates) does not hold the others up.
+    """
     if jobs <= 1 or len(items) < 2:
         return [func(item) for item in items]
-    # Round robin: neighbouring templates are alike in size, so shares come out even.
-    shares = [items[i::jobs] for i in range(jobs)]
+    chunk = -(-len(items) // MAX_CHUNKS)  # ceiling: at most MAX_CHUNKS records in the queue
+    queue = _work_queue(range(0, len(items), chunk))
     sys.stdout.flush()
     sys.stderr.flush()
-    workers: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    workers: list[tuple[int, int]] = []  # (pid, read end of its result pipe)
+    merged: list[R] = [_MISSING] * len(items)  # type: ignore[list-item]
     # Frozen objects are left alone by the garbage collector, so a worker's collections do not
     # write to (and thereby copy) every page it shares with this process.
     gc.freeze()
     try:
-        for share in shares[1:]:
-            workers.append(_start_worker(func, share, worker_finish))
+        for _ in range(jobs - 1):
+            workers.append(_start_worker(func, items, chunk, queue, worker_finish))
         gc.unfreeze()
-        share_results: list[list[R]] = [[func(item) for item in shares[0]]]
-        for (pid, read_fd), share in zip(workers, shares[1:], strict=True):
-            share_results.append(_collect(pid, read_fd, func, share))
+        for start, results in _take_and_compute(func, items, chunk, queue):
+            merged[start : start + len(results)] = results
+        for pid, read_fd in workers:
+            for start, results in _collect(pid, read_fd):
+                merged[start : start + len(results)] = results
         workers.clear()
     finally:
         gc.unfreeze()
+        os.close(queue)
         for pid, read_fd in workers:  # only on an error here: do not leave workers behind
             _abandon(pid, read_fd)
-    merged: list[R] = [None] * len(items)  # type: ignore[list-item]
-    for i, result in enumerate(share_results):
-        merged[i::jobs] = result
-    return merged
+    # What a failed worker had taken is done here: same work, same results.
+    return [func(item) if r is _MISSING else r for item, r in zip(items, merged, strict=True)]
+
+
+# The queue holds one record (the index of the first item of a chunk) per chunk, all written
+# before the workers start, so it must fit in a pipe's buffer (64 KiB on Linux, 16 KiB at least).
+MAX_CHUNKS = 4096
+_RECORD = struct.Struct("<I")
+_MISSING: Any = object()
+
+
+def _work_queue(starts: Iterable[int]) -> int:
+    """A pipe holding every chunk's start index; returns its read end, which readers share.
+
+    Each read takes exactly one record: reads of a pipe are atomic, and all the records are
+    written (and the write end closed) before anyone reads.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, b"".join(_RECORD.pack(start) for start in starts))
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
+def _take_and_compute(
+    func: Callable[[T], R], items: Sequence[T], chunk: int, queue: int
+) -> Iterator[tuple[int, list[R]]]:
+    """Take chunks from the queue until it is empty; (start, results) for each."""
+    while len(record := os.read(queue, _RECORD.size)) == _RECORD.size:
+        (start,) = _RECORD.unpack(record)
+        yield start, [func(item) for item in items[start : start + chunk]]
 
 
 def _start_worker(
-    func: Callable[[T], R], share: Sequence[T], finish: Callable[[], None] | None
+    func: Callable[[T], R],
+    items: Sequence[T],
+    chunk: int,
+    queue: int,
+    finish: Callable[[], None] | None,
 ) -> tuple[int, int]:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -134,14 +175,14 @@ def _start_worker(
         os.close(read_fd)
         with os.fdopen(write_fd, "wb") as pipe:
             try:
-                results = [func(item) for item in share]
+                done = list(_take_and_compute(func, items, chunk, queue))
             except BaseException:
-                results, status = None, 1
-            if results is not None:
+                done, status = None, 1
+            if done is not None:
                 if finish is not None:
                     with contextlib.suppress(Exception):
                         finish()
-                pickle.dump(results, pipe, pickle.HIGHEST_PROTOCOL)
+                pickle.dump(done, pipe, pickle.HIGHEST_PROTOCOL)
         sys.stdout.flush()
         sys.stderr.flush()
     except BaseException:
@@ -150,7 +191,8 @@ def _start_worker(
         os._exit(status)
 
 
-def _collect(pid: int, read_fd: int, func: Callable[[T], R], share: Sequence[T]) -> list[R]:
+def _collect(pid: int, read_fd: int) -> list[tuple[int, list[Any]]]:
+    """The (start, results) chunks a worker computed; none when it failed."""
     result: object = None
     with os.fdopen(read_fd, "rb") as pipe:
         try:
@@ -158,9 +200,9 @@ def _collect(pid: int, read_fd: int, func: Callable[[T], R], share: Sequence[T])
         except Exception:  # the worker failed or died: nothing or a truncated stream
             result = None
     _, status = os.waitpid(pid, 0)
-    if status == 0 and isinstance(result, list) and len(result) == len(share):
+    if status == 0 and isinstance(result, list):
         return result
-    return [func(item) for item in share]  # the worker failed: same work, done here
+    return []
 
 
 def _abandon(pid: int, read_fd: int) -> None:

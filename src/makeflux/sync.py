@@ -364,37 +364,37 @@ def apply_plan(plan: Plan) -> None:
     tree = plan.tree
     recorded: dict[str, str] = dict(plan.previous.files) if plan.previous else {}
     current = ""
-    known_dirs: set[Path] = set()
     try:
         for relative in plan.paths(DELETE):
             current = relative
             (tree.root / relative).unlink(missing_ok=True)
             recorded.pop(relative, None)
         _remove_empty_parents(tree.root, plan.paths(DELETE), keep=tree.dirs)
+        writes: list[str] = []
         for relative in sorted(plan.actions):
-            action = plan.actions[relative]
             content = tree.files.get(relative)
             if content is None:
                 continue
-            if action in (CREATE, RECREATE, UPDATE):
-                current = relative
-                source = tree.sources.get(relative) if relative in tree.copy_stat else None
-                write_atomic(tree.root / relative, content, source, known_dirs)
-            recorded[relative] = content_hash(content)
+            if plan.actions[relative] in (CREATE, RECREATE, UPDATE):
+                writes.append(relative)
+            else:
+                recorded[relative] = content_hash(content)
+        current = _write_files(tree, writes, recorded)
         for relative in sorted(tree.dirs):
             current = relative
             (tree.root / relative).mkdir(parents=True, exist_ok=True)
+    except _WritesStopped as stopped:
+        for relative in stopped.failed:
+            _settle(plan, relative, recorded)
+        _write_manifest(plan, recorded, partial=True)
+        error = stopped.error
+        if not isinstance(error, OSError):
+            raise error from None
+        raise WriteError(_write_problem(tree, stopped.failed[0], error)) from error
     except OSError as exc:
         _settle(plan, current, recorded)
         _write_manifest(plan, recorded, partial=True)
-        reason = exc.strerror or str(exc)
-        raise WriteError(
-            Problem(
-                f"cannot write: {reason}; files already written are recorded in the manifest, "
-                "the rest are unchanged. Fix the cause and rerun makeflux render",
-                _display(tree.root / current),
-            )
-        ) from exc
+        raise WriteError(_write_problem(tree, current, exc)) from exc
     except BaseException:
         _settle(plan, current, recorded)
         _write_manifest(plan, recorded, partial=True)
@@ -410,6 +410,89 @@ def apply_plan(plan: Plan) -> None:
                 _display(plan.manifest_file),
             )
         ) from exc
+
+
+def _write_problem(tree: RenderedTree, relative: str, exc: OSError) -> Problem:
+    reason = exc.strerror or str(exc)
+    return Problem(
+        f"cannot write: {reason}; files already written are recorded in the manifest, "
+        "the rest are unchanged. Fix the cause and rerun makeflux render",
+        _display(tree.root / relative),
+    )
+
+
+# Creating a file costs about as much in the kernel as rendering it: from this many files on,
+# a few threads write them (the system calls run in parallel; the GIL is released in them).
+PARALLEL_WRITES_FROM = 64
+WRITE_THREADS = 4
+
+
+class _WritesStopped(Exception):
+    """A write failed or was interrupted; `failed` (in path order) may hold its new content."""
+
+    def __init__(self, failed: list[str], error: BaseException) -> None:
+        super().__init__(str(error))
+        self.failed, self.error = failed, error
+
+
+def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]) -> str:
+    """Write each path of `writes` and record its hash once written; the last path written.
+
+    Raises _WritesStopped once no write is in flight any more, so `recorded` lists exactly the
+    writes that completed.
+    """
+    known_dirs: set[Path] = set()
+    # Each directory once, parents first: cheaper than trying them again for every file.
+    first_write_in: dict[Path, str] = {}
+    for relative in writes:
+        first_write_in.setdefault((tree.root / relative).parent, relative)
+    for directory in sorted(first_write_in):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _WritesStopped([first_write_in[directory]], exc) from exc
+        known_dirs.add(directory)
+
+    def write(relative: str) -> str:
+        content = tree.files[relative]
+        source = tree.sources.get(relative) if relative in tree.copy_stat else None
+        write_atomic(tree.root / relative, content, source, known_dirs)
+        return content_hash(content)
+
+    if len(writes) < PARALLEL_WRITES_FROM:
+        for relative in writes:
+            try:
+                recorded[relative] = write(relative)
+            except BaseException as exc:
+                raise _WritesStopped([relative], exc) from exc
+        return writes[-1] if writes else ""
+    from concurrent.futures import Future, ThreadPoolExecutor, wait
+
+    failed: dict[str, BaseException] = {}
+    pool = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="makeflux-write")
+    futures: dict[Future[str], str] = {}
+    interrupted: BaseException | None = None
+    try:
+        futures = {pool.submit(write, relative): relative for relative in writes}
+        wait(futures)
+    except BaseException as exc:  # Ctrl-C while waiting: finish what is in flight, start nothing
+        interrupted = exc
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for future, relative in futures.items():
+        if future.cancelled():
+            continue
+        error = future.exception()
+        if error is None:
+            recorded[relative] = future.result()
+        else:
+            failed[relative] = error
+    if interrupted is not None:
+        raise _WritesStopped(sorted(failed), interrupted)
+    if failed:
+        first = min(failed)
+        raise _WritesStopped(sorted(failed), failed[first])
+    return writes[-1]
 
 
 def _settle(plan: Plan, relative: str, recorded: dict[str, str]) -> None:
