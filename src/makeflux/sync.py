@@ -96,6 +96,17 @@ class Plan:
         return output_label(self.manifest_file, self.tree.root)
 
 
+def tree_file_matches(tree: RenderedTree, relative: str) -> bool:
+    """True when the disk holds exactly what the tree has for `relative` (sizes first)."""
+    try:
+        target = tree.root / relative
+        if target.stat().st_size != tree.files.size(relative):
+            return False
+        return content_hash(target.read_bytes()) == tree.files.digest(relative)
+    except OSError:  # missing, a directory, unreadable: not the content we would write
+        return False
+
+
 def file_matches(path: Path, content: bytes) -> bool:
     """True when `path` holds exactly `content`; sizes are compared before reading."""
     try:
@@ -172,7 +183,7 @@ def make_plan(
         if relative not in tree.files:
             _plan_prune(plan, relative, known[relative], patterns, force)
     pruned = set(plan.paths(DELETE))
-    for relative, content in sorted(tree.files.items()):
+    for relative in sorted(tree.files):
         target = root / relative
         blocker = _blocking_ancestor(root, relative, pruned)
         if blocker is not None:
@@ -193,7 +204,7 @@ def make_plan(
         if not target.exists():
             plan.actions[relative] = RECREATE if relative in known else CREATE
             continue
-        if file_matches(target, content):
+        if tree_file_matches(tree, relative):
             plan.actions[relative] = UNCHANGED
             continue
         if is_rewritten(relative, patterns):
@@ -201,7 +212,7 @@ def make_plan(
             if on_disk is not None and is_encrypted(on_disk):
                 plan.encrypted_on_disk.add(relative)
                 # Same plaintext as last render: keep the ciphertext instead of churning it.
-                if known.get(relative) == content_hash(content):
+                if known.get(relative) == tree.files.digest(relative):
                     plan.actions[relative] = ENCRYPTED
                     continue
             plan.actions[relative] = UPDATE
@@ -372,13 +383,12 @@ def apply_plan(plan: Plan) -> None:
         _remove_empty_parents(tree.root, plan.paths(DELETE), keep=tree.dirs)
         writes: list[str] = []
         for relative in sorted(plan.actions):
-            content = tree.files.get(relative)
-            if content is None:
+            if relative not in tree.files:
                 continue
             if plan.actions[relative] in (CREATE, RECREATE, UPDATE):
                 writes.append(relative)
             else:
-                recorded[relative] = content_hash(content)
+                recorded[relative] = tree.files.digest(relative)
         current = _write_files(tree, writes, recorded)
         for relative in sorted(tree.dirs):
             current = relative
@@ -400,7 +410,7 @@ def apply_plan(plan: Plan) -> None:
         _write_manifest(plan, recorded, partial=True)
         raise
     try:
-        _write_manifest(plan, {p: content_hash(c) for p, c in tree.files.items()}, partial=False)
+        _write_manifest(plan, {p: tree.files.digest(p) for p in tree.files}, partial=False)
     except OSError as exc:
         assert plan.manifest_file is not None
         raise WriteError(
@@ -454,10 +464,9 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
         known_dirs.add(directory)
 
     def write(relative: str) -> str:
-        content = tree.files[relative]
         source = tree.sources.get(relative) if relative in tree.copy_stat else None
-        write_atomic(tree.root / relative, content, source, known_dirs)
-        return content_hash(content)
+        write_atomic(tree.root / relative, tree.files[relative], source, known_dirs)
+        return tree.files.digest(relative)
 
     if len(writes) < PARALLEL_WRITES_FROM:
         for relative in writes:
@@ -498,9 +507,8 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
 def _settle(plan: Plan, relative: str, recorded: dict[str, str]) -> None:
     """The path in flight when a write stopped may already hold its new content (the interrupt
     came after the rename): record what is really there, so the manifest stays truthful."""
-    content = plan.tree.files.get(relative)
-    if content is not None and file_matches(plan.tree.root / relative, content):
-        recorded[relative] = content_hash(content)
+    if relative in plan.tree.files and tree_file_matches(plan.tree, relative):
+        recorded[relative] = plan.tree.files.digest(relative)
 
 
 def _write_manifest(plan: Plan, files: Mapping[str, str], *, partial: bool) -> None:
