@@ -69,10 +69,9 @@ def test_init_then_configure_renders_a_lint_clean_tree_and_check_agrees(project:
 
     configure = task(project, "configure")
     assert configure.returncode == 0, configure.stdout + configure.stderr
-    for step in ("validate", "render", "lint"):
-        assert f"-m makeflux {step}" in configure.stderr  # task echoes each command it runs
+    assert "-m makeflux render" in configure.stderr  # task echoes each command it runs
     assert (project / "kubernetes" / "flux" / "cluster" / "ks.yaml").is_file()
-    assert "cluster.yaml is valid" in configure.stdout
+    assert "29 created, 0 updated, 0 deleted" in configure.stdout
 
     check = task(project, "check")
     assert check.returncode == 0, check.stdout + check.stderr
