@@ -11,9 +11,11 @@ Safety rules (see README: Plan, check and prune):
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -96,11 +98,16 @@ class Plan:
         return output_label(self.manifest_file, self.tree.root)
 
 
-def tree_file_matches(tree: RenderedTree, relative: str) -> bool:
-    """True when the disk holds exactly what the tree has for `relative` (sizes first)."""
+def tree_file_matches(
+    tree: RenderedTree, relative: str, known: os.stat_result | None = None
+) -> bool:
+    """True when the disk holds exactly what the tree has for `relative` (sizes first).
+
+    `known` is the target's stat, when the caller already has it."""
+    target = tree.root / relative
     try:
-        target = tree.root / relative
-        if target.stat().st_size != tree.files.size(relative):
+        status = known or target.stat()
+        if not stat.S_ISREG(status.st_mode) or status.st_size != tree.files.size(relative):
             return False
         return content_hash(target.read_bytes()) == tree.files.digest(relative)
     except OSError:  # missing, a directory, unreadable: not the content we would write
@@ -183,9 +190,10 @@ def make_plan(
         if relative not in tree.files:
             _plan_prune(plan, relative, known[relative], patterns, force)
     pruned = set(plan.paths(DELETE))
+    directories: set[str] = set()  # parents already seen to be directories
     for relative in sorted(tree.files):
         target = root / relative
-        blocker = _blocking_ancestor(root, relative, pruned)
+        blocker = _blocking_ancestor(root, relative, pruned, directories)
         if blocker is not None:
             plan.conflicts.append(
                 Conflict(
@@ -195,16 +203,23 @@ def make_plan(
                 )
             )
             continue
-        if target.is_symlink() or target.is_dir():
-            kind = "symlink" if target.is_symlink() else "directory"
+        # One lstat per file answers what used to take several is_*/exists calls.
+        try:
+            status: os.stat_result | None = os.lstat(target)
+        except OSError as exc:
+            if exc.errno not in _MISSING_ERRNOS:
+                raise  # e.g. permission denied: as pathlib's exists() would
+            status = None
+        if status is not None and (stat.S_ISLNK(status.st_mode) or stat.S_ISDIR(status.st_mode)):
+            kind = "symlink" if stat.S_ISLNK(status.st_mode) else "directory"
             plan.conflicts.append(
                 Conflict(relative, f"a {kind} is in the way; move it", forceable=False)
             )
             continue
-        if not target.exists():
+        if status is None:
             plan.actions[relative] = RECREATE if relative in known else CREATE
             continue
-        if tree_file_matches(tree, relative):
+        if tree_file_matches(tree, relative, status):
             plan.actions[relative] = UNCHANGED
             continue
         if is_rewritten(relative, patterns):
@@ -291,13 +306,24 @@ def _plan_prune(
         )
 
 
-def _blocking_ancestor(root: Path, relative: str, pruned: set[str]) -> str | None:
-    """A parent of `relative` that is a file (and not about to be pruned), if any."""
+# What pathlib's exists() reads as "not there".
+_MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+def _blocking_ancestor(
+    root: Path, relative: str, pruned: set[str], directories: set[str]
+) -> str | None:
+    """A parent of `relative` that is a file (and not about to be pruned), if any.
+
+    `directories` remembers parents seen to be directories, so each is checked once."""
     parts = relative.split("/")[:-1]
     for depth in range(1, len(parts) + 1):
         parent = "/".join(parts[:depth])
+        if parent in directories:
+            continue
         candidate = root / parent
         if candidate.is_dir():
+            directories.add(parent)
             continue
         if candidate.exists() or candidate.is_symlink():
             return None if parent in pruned else parent
