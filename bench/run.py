@@ -44,7 +44,7 @@ MANIFEST_FILE = ".makeflux-manifest.json"
 class Sample:
     seconds: float
     cpu_seconds: float  # user + system, this process and its workers
-    max_rss_kb: int  # the largest single process (wait4's ru_maxrss)
+    max_rss_kb: int  # peak RSS of the largest single process (sampled; 0 when not sampled)
     tree_pss_kb: int  # peak of the summed PSS over the process and its children (sampled)
     returncode: int
 
@@ -78,28 +78,38 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
-def pss_kb(pid: int) -> int:
+def memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process, in KiB; zeros once it is gone."""
+    rss = pss = 0
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    return 0
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return rss, pss
 
 
 class MemorySampler(threading.Thread):
-    """Peak PSS of a process and its children (forked workers share pages; PSS counts them once)."""
+    """Peak PSS of a process and its children (forked workers share pages; PSS counts them once),
+    and the peak RSS of the largest single one.
+
+    wait4's ru_maxrss cannot serve for the RSS: a child forked from this (large) bench process
+    starts with the bench's RSS as its maximum, before it even execs the tool."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_kb = 0
+        self.peak_rss_kb = 0
         self.done = threading.Event()
         self.enabled = Path("/proc/self/smaps_rollup").exists()
 
     def run(self) -> None:
         while self.enabled and not self.done.is_set():
-            total = sum(pss_kb(p) for p in process_tree(self.pid))
-            self.peak_kb = max(self.peak_kb, total)
+            readings = [memory_kb(p) for p in process_tree(self.pid)]
+            self.peak_kb = max(self.peak_kb, sum(pss for _, pss in readings))
+            self.peak_rss_kb = max([self.peak_rss_kb, *(rss for rss, _ in readings)])
             self.done.wait(0.005)
 
 
@@ -122,22 +132,27 @@ def measure(
             tail = errors.read().decode(errors="replace").strip().splitlines()[-5:]
             command = " ".join(argv)
             raise SystemExit(f"{command} exited {proc.returncode} in {cwd}:\n" + "\n".join(tail))
-    max_rss_kb = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss // 1024
     cpu_seconds = usage.ru_utime + usage.ru_stime
-    return Sample(seconds, cpu_seconds, max_rss_kb, sampler.peak_kb, proc.returncode)
+    return Sample(seconds, cpu_seconds, sampler.peak_rss_kb, sampler.peak_kb, proc.returncode)
 
 
-def tree_files(root: Path) -> dict[str, bytes]:
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
+def tree_paths(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def compare_trees(expected: Path, actual: Path) -> list[str]:
-    """Differences between two output trees (paths and bytes); empty when identical."""
-    left, right = tree_files(expected), tree_files(actual)
+    """Differences between two output trees (paths and bytes); empty when identical.
+
+    File by file, so the bench itself stays small (its size would show in no figure, but it
+    would crowd the machine)."""
+    left, right = tree_paths(expected), tree_paths(actual)
     problems = [f"only in {expected.name}: {p}" for p in sorted(left.keys() - right.keys())]
     problems += [f"only in {actual.name}: {p}" for p in sorted(right.keys() - left.keys())]
-    problems += [f"differs: {p}" for p in sorted(left.keys() & right.keys()) if left[p] != right[p]]
+    problems += [
+        f"differs: {p}"
+        for p in sorted(left.keys() & right.keys())
+        if left[p].read_bytes() != right[p].read_bytes()
+    ]
     return problems
 
 
@@ -174,7 +189,7 @@ def verify_identical(project: Path, tools: Tools, env: dict[str, str], cache: Pa
     if problems:
         listing = "\n  ".join(problems[:20])
         raise SystemExit(f"the trees differ ({len(problems)} paths), no timings:\n  {listing}")
-    return len(tree_files(out_mj))
+    return len(tree_paths(out_mj))
 
 
 def available_commands(tools: Tools) -> set[str]:
@@ -264,7 +279,7 @@ def print_table(rows: dict[str, Row]) -> None:
         median = statistics.median(seconds)
         ratio = "" if key == "makejinja" else f"{baseline / median:6.1f}x"
         cpu = statistics.median(s.cpu_seconds for s in row.samples)
-        rss = max(s.max_rss_kb for s in row.samples + row.memory) / 1024
+        rss = max((s.max_rss_kb for s in row.memory), default=0) / 1024
         pss = max((s.tree_pss_kb for s in row.memory), default=0) / 1024
         print(
             f"{row.label:26} {median:7.3f}s {min(seconds):6.3f}-{max(seconds):6.3f}s "
