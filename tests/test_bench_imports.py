@@ -11,17 +11,19 @@ from pathlib import Path
 from tests.conftest import REPO_ROOT
 from tests.test_cache import make_project
 
-# Runs the real CLI, then reports which modules the process ended up with.
+# Runs the real CLI, then reports which modules the process ended up with (main() leaves with
+# os._exit once atexit handlers have run, so the report is one of them).
 PROBE = """
-import json, sys
+import atexit, json, sys
 from makeflux.cli import main
+
+def report():
+    with open(REPORT, "w") as fp:
+        json.dump(sorted(sys.modules), fp)
+
+atexit.register(report)
 sys.argv = ["makeflux", *json.loads(sys.argv[1])]
-try:
-    main()
-except SystemExit:
-    pass
-with open(REPORT, "w") as fp:
-    json.dump(sorted(sys.modules), fp)
+main()
 """
 
 NOT_FOR_RENDER = (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -139,8 +141,29 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, no_cache: b
 
 
 def main() -> None:
-    cli(prog_name="makeflux")
+    """The console script: run the command, then leave without tearing the interpreter down.
+
+    Freeing every object at exit takes 10-30 ms (more after a big render), each run, for
+    nothing: output is flushed and atexit handlers run first, exactly as a normal exit would.
+    """
+    try:
+        cli(prog_name="makeflux")
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)  # what sys.exit does with a message
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe (makeflux plan | head): nothing left to say
+        pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -27,7 +27,7 @@ JOBS_ENV = "MAKEFLUX_JOBS"
 # MIN_PARALLEL_SECONDS and each item is slow (compiling a template, ~ms). Cheap items (rendering
 # cached code, ~0.2 ms) gained nothing measurable from a second process (bench/README.md), and a
 # second process costs memory.
-PROBE_SECONDS = 0.04
+PROBE_SECONDS = 0.02
 MIN_PARALLEL_SECONDS = 0.5
 MIN_ITEM_SECONDS = 0.001
 
