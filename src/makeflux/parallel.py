@@ -3,8 +3,9 @@
 `map_adaptive` starts in this process and measures; only when the rest of the work is projected
 to take long enough, in slow items (a cold render compiling hundreds of templates), does it fork
 workers for the rest. Forked workers inherit everything already set up (the Jinja
-environment, plugins, data, hash seed), so they compute exactly what this process would; results
-come back in the original order. A worker that fails has its share redone here.
+environment, plugins, data, hash seed), so they compute exactly what this process would. All
+the processes take items from one queue as they go; results come back in the original order,
+and what a worker that failed had taken is redone here.
 
 MAKEFLUX_JOBS=N fixes the number of processes (1 turns parallelism off; N > 1 forks from the
 start, whatever the size of the work).
