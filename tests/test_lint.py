@@ -387,7 +387,8 @@ def test_findings_name_rendered_files_as_seen_from_the_working_directory(tmp_pat
     assert "\ncluster.schema.json:6: warning:" in "\n" + result.stdout  # templates stay relative
 
 
-def test_variable_used_only_in_an_excluded_partial_counts_as_used(tmp_path):
+def clean_project_with_partials(tmp_path):
+    """The clean fixture, with *.partial.j2 templates kept out of the output."""
     project = shutil.copytree(CLEAN, tmp_path / "project")
     settings = project / "makeflux.toml"
     settings.write_text(
@@ -396,6 +397,11 @@ def test_variable_used_only_in_an_excluded_partial_counts_as_used(tmp_path):
             'schema = "cluster.schema.json"\nexclude_patterns = ["*.partial.j2"]\n',
         )
     )
+    return project
+
+
+def test_variable_used_only_in_an_excluded_partial_counts_as_used(tmp_path):
+    project = clean_project_with_partials(tmp_path)
     # The only use of tempo_enabled moves into a partial that is never rendered on its own.
     template = project / "templates/kubernetes/apps/monitoring/namespace.yaml"
     partial = project / "templates/kubernetes/apps/monitoring/labels.partial.j2"
@@ -411,3 +417,23 @@ def test_variable_used_only_in_an_excluded_partial_counts_as_used(tmp_path):
             path.write_text(path.read_text().replace("#% if tempo_enabled %#", "#% if true %#"))
     result = run_cli(["lint", "--strict"], project)
     assert (result.exit_code, result.stdout) == (0, "")
+
+
+def test_a_variable_set_by_the_including_template_is_not_undeclared(tmp_path):
+    project = clean_project_with_partials(tmp_path)
+    (project / "templates" / "partials").mkdir()
+    (project / "templates" / "partials" / "note.partial.j2").write_text(
+        "# #{ note }# #{ nowhere_set | default('') }#\n"
+    )
+    kustomization = project / "templates/kubernetes/apps/monitoring/kustomization.yaml.j2"
+    kustomization.write_text(
+        "#% set note = 'managed' %#\n#% include 'partials/note.partial.j2' %#\n"
+        + kustomization.read_text()
+    )
+    result = run_cli(["lint"], project)
+    # `note` comes from the includer; `nowhere_set` from nowhere, so it is still reported.
+    assert result.stdout.splitlines() == [
+        "templates/partials/note.partial.j2:1: error: "
+        "template-variable-undeclared: 'nowhere_set' is used here but the schema "
+        "(cluster.schema.json) does not declare it; add it to the schema's properties"
+    ]

@@ -86,19 +86,30 @@ def check_templates(
     the environment supplies without the schema (Jinja's and the plugins' globals)."""
     findings: list[Finding] = []
     used: set[str] = set()
+    templates = list(templates)
+    # Parsing every template is most of lint's cost: keep the result between runs.
+    facts = {
+        template.name: cache.memoize(
+            env,
+            "lint-template-variables-2",
+            template.name,
+            template.text,
+            lambda template=template: variable_facts(env, template),
+        )
+        for template in templates
+    }
+    from_includers = _names_from_includers(facts)
     for template in templates:
         findings.extend(_comments(env, template))
         if schema is None:
             continue  # nothing to compare the variables with
-        # Parsing every template is most of lint's cost: keep the result between runs.
-        first_uses = cache.memoize(
-            env,
-            "lint-template-variables-1",
-            template.name,
-            template.text,
-            lambda template=template: free_variables(env, template),
-        )
-        names = {name: line for name, line in first_uses.items() if name not in provided}
+        first_uses = facts[template.name]["free"]
+        given = from_includers.get(template.name, set())
+        names = {
+            name: line
+            for name, line in first_uses.items()
+            if name not in provided and name not in given
+        }
         used.update(names)
         for name in sorted(set(names) - set(schema)):
             findings.append(
@@ -126,19 +137,61 @@ def check_templates(
     return findings
 
 
-def free_variables(env: jinja2.Environment, template: TemplateSource) -> dict[str, int]:
-    """Every variable the template reads but does not define → the line of its first use
-    ({} when it does not parse: rendering reports that, with its line)."""
+def variable_facts(env: jinja2.Environment, template: TemplateSource) -> dict[str, Any]:
+    """What lint needs to know of a template's variables, as JSON data:
+
+    "free": every variable it reads but does not define → the line of its first use;
+    "assigned": the names it defines (set, for, macro, import), which a template it
+    includes can read; "includes": the templates it includes by a constant name.
+    All empty when it does not parse (rendering reports that, with its line).
+    """
     try:
         ast = env.parse(template.text, template.name, template.shown)
     except jinja2.TemplateSyntaxError:
-        return {}
+        return {"free": {}, "assigned": [], "includes": []}
     names = meta.find_undeclared_variables(ast)
     lines: dict[str, int] = {}
     for node in ast.find_all(nodes.Name):
         if node.name in names and node.ctx == "load":
             lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
-    return {name: lines.get(name, 1) for name in names}
+    assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    for node in ast.find_all((nodes.Import, nodes.FromImport, nodes.Macro)):
+        if isinstance(node, nodes.Import):
+            assigned.add(node.target)
+        elif isinstance(node, nodes.Macro):
+            assigned.add(node.name)
+        else:
+            assigned.update(n[1] if isinstance(n, tuple) else n for n in node.names)
+    includes: set[str] = set()
+    for include in ast.find_all(nodes.Include):
+        targets = include.template
+        for target in targets.items if isinstance(targets, nodes.List | nodes.Tuple) else [targets]:
+            if isinstance(target, nodes.Const) and isinstance(target.value, str):
+                includes.add(target.value)
+    return {
+        "free": {name: lines.get(name, 1) for name in names},
+        "assigned": sorted(assigned),
+        "includes": sorted(includes),
+    }
+
+
+def _names_from_includers(facts: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
+    """Template name → the names the templates including it (directly or further up) define.
+
+    An included template reads the including template's variables, so a name set there and
+    read here is not a variable the data must supply.
+    """
+    given: dict[str, set[str]] = {}
+    changed = True
+    while changed:  # to a fixed point: includes of includes
+        changed = False
+        for name, fact in facts.items():
+            passed_on = set(fact["assigned"]) | given.get(name, set())
+            for included in fact["includes"]:
+                before = len(given.setdefault(included, set()))
+                given[included] |= passed_on
+                changed = changed or len(given[included]) != before
+    return given
 
 
 def _comments(env: jinja2.Environment, template: TemplateSource) -> list[Finding]:
