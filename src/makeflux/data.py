@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -129,11 +130,21 @@ def _read_yaml(path: Path, loader: type[yaml.SafeLoader]) -> dict[str, Any]:
     return merged
 
 
+_TOML_PLACE = re.compile(r"\s*\(at line (?P<line>\d+), column (?P<column>\d+)\)$")
+
+
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise DataError(Problem(f"invalid TOML: {exc}", display_path(path))) from None
+        # tomllib puts the place in the message: "... (at line 3, column 5)".
+        message, line, column = str(exc), None, None
+        place = _TOML_PLACE.search(message)
+        if place:
+            message = message[: place.start()].rstrip()
+            line, column = int(place["line"]), int(place["column"])
+        problem = Problem(f"invalid TOML: {message}", display_path(path), line, column)
+        raise DataError(problem) from None
 
 
 def _load_json(path: Path) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""cluster.yaml is read with libyaml's parser when PyYAML has it; the data and the errors must
-be exactly those of PyYAML's pure-Python reader, which makejinja uses."""
+"""Data files: cluster.yaml is read with libyaml's parser when PyYAML has it, and the data and
+the errors must be exactly those of PyYAML's pure-Python reader, which makejinja uses; TOML
+and JSON errors name the line and column."""
 
 from __future__ import annotations
 
@@ -70,3 +71,24 @@ def test_errors_read_as_the_pure_python_reader_words_them(
     with pytest.raises(DataError) as reference:
         data._load_yaml(path)
     assert str(raised.value) == str(reference.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("data.toml", "a = 1\nb = \nc = 2\n", "data.toml:2:5: invalid TOML: Invalid value"),
+        (
+            "data.json",
+            '{"a": 1,\n "b": }\n',
+            "data.json:2:7: invalid JSON: Expecting value",
+        ),
+    ],
+)
+def test_toml_and_json_errors_name_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str, expected: str
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError) as raised:
+        data.load_file(tmp_path / name)
+    assert str(raised.value) == expected
