@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from makeflux import cache, parallel
 from makeflux.environment import JinjaSetup, build_environment
 from makeflux.errors import Problem, TemplateError
 from makeflux.errors import display_path as _display
+from makeflux.manifest import content_hash
 from makeflux.settings import Settings
 
 
@@ -29,14 +29,13 @@ class SourceFile:
     is_template: bool
 
 
-# One file's content as the tree holds it: (zlib-compressed bytes, size, "sha256:<hex>").
+# One file's content as the tree holds it: (zlib-compressed bytes, size, its content_hash).
 PackedContent = tuple[bytes, int, str]
 
 
 def pack_content(content: bytes) -> PackedContent:
     # Level 1: rendered YAML shrinks about 4x at ~150 MB/s, and reads back faster still.
-    digest = "sha256:" + hashlib.sha256(content).hexdigest()
-    return zlib.compress(content, 1), len(content), digest
+    return zlib.compress(content, 1), len(content), content_hash(content)
 
 
 class PackedFiles(MutableMapping[str, bytes]):
