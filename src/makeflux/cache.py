@@ -92,14 +92,15 @@ def _digest(data: bytes) -> bytes:
 
 
 # key → (source checksum, offset, length, payload digest)
-PackIndex = dict[str, tuple[str, int, int, bytes]]
+PackEntry = tuple[str, int, int, bytes]
+PackIndex = dict[str, PackEntry]
 
 
 class Pack:
     """One pack file, open for reading entries by offset."""
 
-    def __init__(self, path: Path, fd: int, index: PackIndex) -> None:
-        self.path, self.fd, self.index = path, fd, index
+    def __init__(self, fd: int, index: PackIndex) -> None:
+        self.fd, self.index = fd, index
 
     @classmethod
     def open(cls, path: Path) -> Pack | None:
@@ -126,9 +127,9 @@ class Pack:
         except (OSError, ValueError, EOFError, TypeError, struct.error):
             os.close(fd)
             return None
-        return cls(path, fd, index)
+        return cls(fd, index)
 
-    def read(self, entry: tuple[str, int, int, bytes]) -> bytes | None:
+    def read(self, entry: PackEntry) -> bytes | None:
         """The payload of one entry, or None when it is unreadable or fails its checksum."""
         if self.fd < 0:
             return None
@@ -177,7 +178,7 @@ class _PackWriter:
         self._write(payload)
         self.index[key] = (checksum, start, len(payload), _digest(payload))
 
-    def commit(self) -> Path:
+    def commit(self) -> None:
         raw = marshal.dumps(self.index)
         index_offset = self.offset
         self._write(raw + _FOOTER.pack(index_offset, len(raw), _digest(raw), _END))
@@ -185,7 +186,6 @@ class _PackWriter:
         self.fd = -1
         final = self.directory / f"{PACK_PREFIX}{time.time_ns():020d}-{self.pid}{PACK_SUFFIX}"
         os.replace(self.tmp, final)
-        return final
 
     def discard(self) -> None:
         """Give up this pack (in a forked worker: only let go of the parent's file)."""
@@ -208,7 +208,7 @@ class CompiledTemplateCache:
         # key → (source checksum, code), most recently used last.
         self._memory: OrderedDict[str, tuple[str, CodeType]] = OrderedDict()
         self._packs: list[Pack] | None = None  # opened on first use, oldest first
-        self._index: dict[str, tuple[Pack, tuple[str, int, int, bytes]]] = {}
+        self._index: dict[str, tuple[Pack, PackEntry]] = {}
         self._writer: _PackWriter | None = None
         self._unwritable = False
         self.disk_hits = 0
@@ -282,9 +282,10 @@ class CompiledTemplateCache:
             pack.close()
         self._packs, self._index = None, {}
         writer, self._writer = self._writer, None
-        if writer is None or writer.pid != os.getpid():
-            if writer is not None:
-                writer.discard()
+        if writer is None:
+            return
+        if writer.pid != os.getpid():  # inherited from the process that forked this one
+            writer.discard()
             return
         atexit.unregister(self.finish)
         try:
@@ -304,14 +305,10 @@ class CompiledTemplateCache:
         if len(self._memory) > MEMORY_ENTRIES:
             self._memory.popitem(last=False)
 
-    def _lookup(self, key: str) -> tuple[Pack, tuple[str, int, int, bytes]] | None:
+    def _lookup(self, key: str) -> tuple[Pack, PackEntry] | None:
         if self._packs is None:
-            self._packs = []
-            for path in pack_paths(self.directory):
-                pack = Pack.open(path)
-                if pack is not None:
-                    self._packs.append(pack)
-                    self._index.update({k: (pack, e) for k, e in pack.index.items()})
+            self._packs = _open_packs(pack_paths(self.directory))
+            self._index = _newest_entries(self._packs)
         return self._index.get(key)
 
     def _writer_for_this_process(self) -> _PackWriter | None:
@@ -335,14 +332,11 @@ class CompiledTemplateCache:
         paths = pack_paths(self.directory)
         if len(paths) <= MAX_PACKS:
             return
-        packs = [p for p in (Pack.open(path) for path in paths) if p is not None]
+        packs = _open_packs(paths)
         try:
-            latest: dict[str, tuple[Pack, tuple[str, int, int, bytes]]] = {}
-            for pack in packs:  # oldest first: newer entries win
-                latest.update({k: (pack, e) for k, e in pack.index.items()})
             merged = _PackWriter(self.directory)
             try:
-                for key, (pack, entry) in latest.items():
+                for key, (pack, entry) in _newest_entries(packs).items():
                     payload = pack.read(entry)
                     if payload is not None:
                         merged.add(key, entry[0], payload)
@@ -361,6 +355,19 @@ class CompiledTemplateCache:
             with contextlib.suppress(OSError):
                 if now - leftover.stat().st_mtime > STALE_SECONDS:
                     leftover.unlink()
+
+
+def _open_packs(paths: list[Path]) -> list[Pack]:
+    """The readable packs among `paths`, in the same order (damaged ones are left out)."""
+    return [pack for pack in map(Pack.open, paths) if pack is not None]
+
+
+def _newest_entries(packs: list[Pack]) -> dict[str, tuple[Pack, PackEntry]]:
+    """Every key's entry in the newest pack that has it (`packs` is oldest first)."""
+    newest: dict[str, tuple[Pack, PackEntry]] = {}
+    for pack in packs:
+        newest.update({key: (pack, entry) for key, entry in pack.index.items()})
+    return newest
 
 
 def pack_paths(directory: Path | None) -> list[Path]:
