@@ -415,7 +415,7 @@ def apply_plan(plan: Plan) -> None:
                 writes.append(relative)
             else:
                 recorded[relative] = tree.files.digest(relative)
-        current = _write_files(tree, writes, recorded)
+        _write_files(tree, writes, recorded)
         for relative in sorted(tree.dirs):
             current = relative
             (tree.root / relative).mkdir(parents=True, exist_ok=True)
@@ -471,8 +471,8 @@ class _WritesStopped(Exception):
         self.failed, self.error = failed, error
 
 
-def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]) -> str:
-    """Write each path of `writes` and record its hash once written; the last path written.
+def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]) -> None:
+    """Write each path of `writes` and record its hash once written.
 
     Raises _WritesStopped once no write is in flight any more, so `recorded` lists exactly the
     writes that completed.
@@ -500,7 +500,7 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
                 recorded[relative] = write(relative)
             except BaseException as exc:
                 raise _WritesStopped([relative], exc) from exc
-        return writes[-1] if writes else ""
+        return
     from concurrent.futures import Future, ThreadPoolExecutor, wait
 
     failed: dict[str, BaseException] = {}
@@ -527,7 +527,6 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
     if failed:
         first = min(failed)
         raise _WritesStopped(sorted(failed), failed[first])
-    return writes[-1]
 
 
 def _settle(plan: Plan, relative: str, recorded: dict[str, str]) -> None:
