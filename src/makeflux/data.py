@@ -101,14 +101,11 @@ def _nested_deeper_than(value: Any, limit: int) -> bool:
         current, depth = pending.pop()
         if depth > limit:
             return True
-        if isinstance(current, dict | list):
-            if id(current) in seen:
-                continue
-            seen.add(id(current))
-        if isinstance(current, dict):
-            pending.extend((v, depth + 1) for v in current.values())
-        elif isinstance(current, list):
-            pending.extend((v, depth + 1) for v in current)
+        children = current.values() if isinstance(current, dict) else current
+        if not isinstance(current, dict | list) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        pending.extend((child, depth + 1) for child in children)
     return False
 
 
