@@ -97,13 +97,13 @@ class MemorySampler(threading.Thread):
     wait4's ru_maxrss cannot serve for the RSS: a child forked from this (large) bench process
     starts with the bench's RSS as its maximum, before it even execs the tool."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, *, enabled: bool = True) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_kb = 0
         self.peak_rss_kb = 0
         self.done = threading.Event()
-        self.enabled = Path("/proc/self/smaps_rollup").exists()
+        self.enabled = enabled and Path("/proc/self/smaps_rollup").exists()
 
     def run(self) -> None:
         while self.enabled and not self.done.is_set():
@@ -119,8 +119,7 @@ def measure(
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
-        sampler = MemorySampler(proc.pid)
-        sampler.enabled = sampler.enabled and sample_memory
+        sampler = MemorySampler(proc.pid, enabled=sample_memory)
         sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
