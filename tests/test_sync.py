@@ -181,6 +181,21 @@ def test_user_file_at_a_generated_path_is_protected(tmp_path: Path) -> None:
     assert (out(project) / "apps/base/config.yaml").read_text() == "replicas: 1\n"
 
 
+def test_a_symlink_at_a_generated_path_is_never_followed_or_replaced(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    render(project)
+    elsewhere = tmp_path / "elsewhere.yaml"
+    app = out(project) / "apps/base/app.yaml"
+    elsewhere.write_bytes(app.read_bytes())  # even with the very content makeflux would write
+    app.unlink()
+    app.symlink_to(elsewhere)
+    for args in ([], ["--force"]):
+        result = render(project, *args)
+        assert result.exit_code == 2
+        assert "kubernetes/apps/base/app.yaml: a symlink is in the way; move it" in result.stderr
+    assert app.is_symlink() and elsewhere.read_bytes() != b""
+
+
 def test_a_directory_at_a_generated_path_is_never_replaced(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     (out(project) / "apps/base/app.yaml").mkdir(parents=True)
