@@ -104,13 +104,13 @@ def fork_map(
     sys.stderr.flush()
     workers: list[tuple[int, int]] = []  # (pid, read end of its result pipe)
     merged: list[R] = [_MISSING] * len(items)  # type: ignore[list-item]
-    # Frozen objects are left alone by the garbage collector, so a worker's collections do not
-    # write to (and thereby copy) every page it shares with this process.
+    # Frozen objects are left alone by the garbage collector, so no process's collections write
+    # to (and thereby copy) every page the processes share. This one stays frozen until the
+    # workers are done: a full collection here copies as many pages as one in a worker.
     gc.freeze()
     try:
         for _ in range(jobs - 1):
             workers.append(_start_worker(func, items, chunk, queue, worker_finish))
-        gc.unfreeze()
         for start, results in _take_and_compute(func, items, chunk, queue):
             merged[start : start + len(results)] = results
         for pid, read_fd in workers:
