@@ -19,14 +19,23 @@ from makeflux.manifest import content_hash
 from makeflux.settings import Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SourceFile:
-    """One file found in the inputs: where it is, and where its output goes."""
+    """One file found in the inputs: where it is, and where its output goes.
 
-    path: Path  # absolute path of the template or plain file
+    The path is made on demand from the input directory and the name: a tree of ten thousand
+    templates would otherwise hold ten thousand Path objects (~0.5 KB each) for the whole run.
+    """
+
+    root: Path  # the input directory the name is relative to
     name: str  # template name: path relative to its input, '/'-separated
     output: str  # output path relative to settings.output, '/'-separated
     is_template: bool
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the template or plain file."""
+        return self.root / self.name
 
 
 # One file's content as the tree holds it: (zlib-compressed bytes, size, its content_hash).
@@ -81,7 +90,7 @@ class RenderedTree:
 
     root: Path  # the output directory
     files: PackedFiles = field(default_factory=PackedFiles)  # relative posix path → content
-    sources: dict[str, Path] = field(default_factory=dict)  # relative path → template/source
+    sources: dict[str, SourceFile] = field(default_factory=dict)  # relative path → its source
     copy_stat: set[str] = field(default_factory=set)  # paths whose mode/mtime follow the source
     skipped_empty: list[str] = field(default_factory=list)  # templates that rendered empty
     dirs: set[str] = field(default_factory=set)  # directories kept even when empty (keep_empty)
@@ -102,7 +111,7 @@ def discover_sources(
         if input_path.is_file():
             name = input_path.name
             output = _output_name(settings, name)
-            found.setdefault(output, SourceFile(input_path, name, output, True))
+            found.setdefault(output, SourceFile(input_path.parent, name, output, True))
             continue
         if not input_path.is_dir():
             continue
@@ -117,11 +126,11 @@ def discover_sources(
                 is_template = not enforce_suffix or path.suffix == settings.jinja_suffix
                 if any(path.match(p) for p in settings.exclude_patterns):
                     if with_partials:
-                        found[output] = SourceFile(path, relative, output, True)
+                        found[output] = SourceFile(input_path, relative, output, True)
                     continue
                 if any(not keep(path) for keep in path_filters):
                     continue
-                found[output] = SourceFile(path, relative, output, is_template)
+                found[output] = SourceFile(input_path, relative, output, is_template)
     return list(found.values())
 
 
@@ -163,7 +172,7 @@ def render_tree(
             except OSError as exc:
                 problems.append(Problem(f"cannot read: {exc.strerror}", _display(source.path)))
                 continue
-            tree.sources[source.output] = source.path
+            tree.sources[source.output] = source
             tree.copy_stat.add(source.output)
             continue
         outcome = outcomes[source.output]
@@ -174,7 +183,7 @@ def render_tree(
             tree.skipped_empty.append(source.output)
             continue
         tree.files.set_packed(source.output, outcome)
-        tree.sources[source.output] = source.path
+        tree.sources[source.output] = source
         if settings.copy_metadata:
             tree.copy_stat.add(source.output)
     if problems:

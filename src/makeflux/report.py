@@ -243,7 +243,7 @@ def check_github(plan: Plan) -> list[str]:
     for change in plan_changes(plan, for_check=True):
         if change.action in (CREATE, RECREATE):
             source = plan.tree.sources.get(change.relative)
-            file, line = (display(source) if source else change.path), 1
+            file, line = (display(source.path) if source else change.path), 1
             message = f"{change.path} is missing; {CHECK_HINT}"
         elif change.action == DELETE:
             file, line = change.path, 1

@@ -491,7 +491,8 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
 
     def write(relative: str) -> str:
         source = tree.sources.get(relative) if relative in tree.copy_stat else None
-        write_atomic(tree.root / relative, tree.files[relative], source, known_dirs)
+        stat_source = source.path if source else None
+        write_atomic(tree.root / relative, tree.files[relative], stat_source, known_dirs)
         return tree.files.digest(relative)
 
     if len(writes) < PARALLEL_WRITES_FROM:
