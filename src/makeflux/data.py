@@ -60,30 +60,9 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-# libyaml's parser, when PyYAML has it, reads a large cluster.yaml ~4x faster with less memory;
-# the constructor (types, duplicate keys) is the same Python code either way.
-_FAST_LOADER: type[yaml.SafeLoader] | None = None
-if getattr(yaml, "__with_libyaml__", False):
-
-    class _UniqueKeyCLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
-        """_UniqueKeyLoader on libyaml's parser."""
-
-    _UniqueKeyCLoader.add_constructor(
-        yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-    )
-    _FAST_LOADER = _UniqueKeyCLoader
-
-
 def _load_yaml(path: Path) -> dict[str, Any]:
-    if _FAST_LOADER is not None:
-        try:
-            loaded = _read_yaml(path, _FAST_LOADER)
-        except (yaml.YAMLError, DataError, RecursionError):
-            pass  # the pure-Python reader below says what is wrong, in its usual words
-        else:
-            # libyaml reads nesting the pure-Python reader (and everything after it) cannot.
-            if not _nested_deeper_than(loaded, 64):
-                return loaded
+    # PyYAML's pure-Python reader, as makejinja reads data: libyaml's parser is faster but accepts
+    # text this one rejects (a tab after `key:`), which makejinja would refuse.
     try:
         return _read_yaml(path, _UniqueKeyLoader)
     except yaml.YAMLError as exc:
@@ -92,21 +71,6 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         raise DataError(
             Problem("nested too deeply to read; flatten the deepest lists", display_path(path))
         ) from None
-
-
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    pending: list[tuple[Any, int]] = [(value, 0)]
-    seen: set[int] = set()  # aliases share containers: visit each once
-    while pending:
-        current, depth = pending.pop()
-        if depth > limit:
-            return True
-        children = current.values() if isinstance(current, dict) else current
-        if not isinstance(current, dict | list) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        pending.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _read_yaml(path: Path, loader: type[yaml.SafeLoader]) -> dict[str, Any]:

@@ -41,8 +41,8 @@ def yaml_error_problem(path: Path, exc: yaml.YAMLError) -> Problem:
     if isinstance(exc, yaml.constructor.ConstructorError):
         # Well-formed YAML with a wrong value (a duplicate key): the message says it all.
         return Problem(message, where, mark.line + 1, mark.column + 1)
-    message += _syntax_hint(exc.problem or "")
     source_line = _source_line(text, mark.line)
+    message += _syntax_hint(exc.problem or "", source_line, mark.column)
     if source_line is not None:
         message += "\n" + caret_excerpt(source_line, mark.line + 1, mark.column + 1)
     return Problem(message, where, mark.line + 1, mark.column + 1)
@@ -57,10 +57,12 @@ def caret_excerpt(source_line: str, line: int, column: int) -> str:
     return f"  {number} | {shown}\n  {' ' * len(number)} | {' ' * (column - 1)}^"
 
 
-def _syntax_hint(problem: str) -> str:
+def _syntax_hint(problem: str, source_line: str | None, column: int) -> str:
     if "mapping values are not allowed" in problem:
         return "; quote a value that contains ': ', or check this line's indentation"
     if "found character '\\t'" in problem:
+        if source_line is not None and source_line[:column].strip():
+            return "; replace the tab with a space (YAML allows no tab here)"
         return "; indent with spaces, not tabs"
     if "found undefined alias" in problem:
         return "; define the &anchor before using *alias"
