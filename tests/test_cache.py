@@ -125,11 +125,11 @@ def packs(cache_dir: Path) -> list[Path]:
     return sorted(p for p in (cache_dir / "code").rglob(f"*{cache.PACK_SUFFIX}"))
 
 
-def entries(pack_path: Path) -> set[str]:
+def entries(pack_path: Path) -> set[bytes]:
     pack = cache.Pack.open(pack_path)
     assert pack is not None, f"{pack_path} is not a readable pack"
     try:
-        return set(pack.index)
+        return set(pack.keys())
     finally:
         pack.close()
 

@@ -65,7 +65,7 @@ def test_forked_workers_save_what_they_compiled(project: Path, monkeypatch):
     for path in packs:
         pack = cache.Pack.open(path)
         assert pack is not None
-        indexes.append(set(pack.index))
+        indexes.append(set(pack.keys()))
         pack.close()
     assert all(indexes) and len(indexes[0] | indexes[1]) == 24 + 5
     monkeypatch.setenv(parallel.JOBS_ENV, "1")

@@ -47,10 +47,15 @@ if TYPE_CHECKING:  # jinja2 is imported on first use: the CLI imports this modul
 
 CACHE_DIR_ENV = "MAKEFLUX_CACHE_DIR"
 # Bump when the pack layout or anything the fingerprint should cover changes.
-FORMAT = b"makeflux-compiled-templates-2\n"
+FORMAT = b"makeflux-compiled-templates-3\n"
 _FOOTER = struct.Struct("<QQ16s8s")  # index offset, index length, index digest, end marker
-_END = b"mfpack2\n"
+_END = b"mfpack3\n"
 _DIGEST_SIZE = 16
+# The index is a table of fixed-size records, one per template: key, source checksum, payload
+# offset, length and digest, all raw bytes (hex strings in tuples in a dict cost ~450 bytes an
+# entry, in each process, for the whole run; ten thousand templates made that 5 MB).
+_KEY_SIZE, _CHECKSUM_SIZE = 20, 32
+_RECORD = struct.Struct(f"<{_KEY_SIZE}s{_CHECKSUM_SIZE}sQI{_DIGEST_SIZE}s")
 PACK_PREFIX, PACK_SUFFIX = "seg-", ".mfc"
 # More packs than this (one per run that compiled something) are merged into one.
 MAX_PACKS = 8
@@ -91,16 +96,25 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=_DIGEST_SIZE).digest()
 
 
-# key → (source checksum, offset, length, payload digest)
-PackEntry = tuple[str, int, int, bytes]
-PackIndex = dict[str, PackEntry]
+# (key, source checksum, offset, length, payload digest), as stored in a pack's index
+PackEntry = tuple[bytes, bytes, int, int, bytes]
 
 
 class Pack:
     """One pack file, open for reading entries by offset."""
 
-    def __init__(self, fd: int, index: PackIndex) -> None:
-        self.fd, self.index = fd, index
+    def __init__(self, fd: int, table: bytes) -> None:
+        self.fd, self.table = fd, table
+
+    def __len__(self) -> int:
+        return len(self.table) // _RECORD.size
+
+    def entry(self, number: int) -> PackEntry:
+        return _RECORD.unpack_from(self.table, number * _RECORD.size)  # type: ignore[return-value]
+
+    def keys(self) -> list[bytes]:
+        size = _RECORD.size
+        return [self.table[at : at + _KEY_SIZE] for at in range(0, len(self.table), size)]
 
     @classmethod
     def open(cls, path: Path) -> Pack | None:
@@ -118,23 +132,22 @@ class Pack:
             )
             if end != _END or offset + length + _FOOTER.size != size:
                 raise ValueError("not a pack")
-            raw = os.pread(fd, length, offset)
-            if _digest(raw) != digest or os.pread(fd, len(FORMAT), 0) != FORMAT:
+            table = os.pread(fd, length, offset)
+            if _digest(table) != digest or os.pread(fd, len(FORMAT), 0) != FORMAT:
                 raise ValueError("damaged index")
-            index = marshal.loads(raw)
-            if not isinstance(index, dict):
+            if len(table) % _RECORD.size:
                 raise ValueError("damaged index")
-        except (OSError, ValueError, EOFError, TypeError, struct.error):
+        except (OSError, ValueError, struct.error):
             os.close(fd)
             return None
-        return cls(fd, index)
+        return cls(fd, table)
 
     def read(self, entry: PackEntry) -> bytes | None:
         """The payload of one entry, or None when it is unreadable or fails its checksum."""
         if self.fd < 0:
             return None
         try:
-            _, offset, length, digest = entry
+            _, _, offset, length, digest = entry
             payload = os.pread(self.fd, length, offset)
         except (OSError, ValueError, TypeError, OverflowError):
             return None
@@ -163,7 +176,7 @@ class _PackWriter:
         fd, name = tempfile.mkstemp(prefix=".seg-", suffix=".tmp", dir=directory)
         self.fd, self.tmp = fd, Path(name)
         self.offset = 0
-        self.index: PackIndex = {}
+        self.table = bytearray()  # the index: one _RECORD per entry
         self._write(FORMAT)
 
     def _write(self, data: bytes) -> None:
@@ -173,15 +186,19 @@ class _PackWriter:
             self.offset += written
             view = view[written:]
 
-    def add(self, key: str, checksum: str, payload: bytes) -> None:
+    def __len__(self) -> int:
+        return len(self.table) // _RECORD.size
+
+    def add(self, key: bytes, checksum: bytes, payload: bytes) -> None:
+        """Append one entry; a key added again later wins (readers keep the last record)."""
         start = self.offset
         self._write(payload)
-        self.index[key] = (checksum, start, len(payload), _digest(payload))
+        self.table += _RECORD.pack(key, checksum, start, len(payload), _digest(payload))
 
     def commit(self) -> None:
-        raw = marshal.dumps(self.index)
+        table = bytes(self.table)
         index_offset = self.offset
-        self._write(raw + _FOOTER.pack(index_offset, len(raw), _digest(raw), _END))
+        self._write(table + _FOOTER.pack(index_offset, len(table), _digest(table), _END))
         os.close(self.fd)
         self.fd = -1
         final = self.directory / f"{PACK_PREFIX}{time.time_ns():020d}-{self.pid}{PACK_SUFFIX}"
@@ -208,7 +225,7 @@ class CompiledTemplateCache:
         # key → (source checksum, code), most recently used last.
         self._memory: OrderedDict[str, tuple[str, CodeType]] = OrderedDict()
         self._packs: list[Pack] | None = None  # opened on first use, oldest first
-        self._index: dict[str, tuple[Pack, PackEntry]] = {}
+        self._index: dict[bytes, int] = {}  # key → where its newest entry is (_newest_entries)
         self._writer: _PackWriter | None = None
         self._unwritable = False
         self.disk_hits = 0
@@ -246,7 +263,7 @@ class CompiledTemplateCache:
             self._memory.move_to_end(bucket.key)
             return
         found = self._lookup(bucket.key)
-        if found is None or found[1][0] != bucket.checksum:
+        if found is None or found[1][1] != bytes.fromhex(bucket.checksum):
             return
         payload = found[0].read(found[1])
         if payload is None:
@@ -269,7 +286,8 @@ class CompiledTemplateCache:
             return
         # A read-only or full cache directory only costs speed.
         try:
-            writer.add(bucket.key, bucket.checksum, marshal.dumps(bucket.code))
+            key, checksum = bytes.fromhex(bucket.key), bytes.fromhex(bucket.checksum)
+            writer.add(key, checksum, marshal.dumps(bucket.code))
         except (OSError, ValueError):
             writer.discard()
             self._writer, self._unwritable = None, True
@@ -289,7 +307,7 @@ class CompiledTemplateCache:
             return
         atexit.unregister(self.finish)
         try:
-            if writer.index:
+            if len(writer):
                 writer.commit()
             else:
                 writer.discard()
@@ -309,7 +327,14 @@ class CompiledTemplateCache:
         if self._packs is None:
             self._packs = _open_packs(pack_paths(self.directory))
             self._index = _newest_entries(self._packs)
-        return self._index.get(key)
+        try:
+            where = self._index.get(bytes.fromhex(key))
+        except ValueError:
+            return None
+        if where is None:
+            return None
+        pack = self._packs[where >> 32]
+        return pack, pack.entry(where & 0xFFFFFFFF)
 
     def _writer_for_this_process(self) -> _PackWriter | None:
         writer = self._writer
@@ -336,10 +361,12 @@ class CompiledTemplateCache:
         try:
             merged = _PackWriter(self.directory)
             try:
-                for key, (pack, entry) in _newest_entries(packs).items():
+                for where in _newest_entries(packs).values():
+                    pack = packs[where >> 32]
+                    entry = pack.entry(where & 0xFFFFFFFF)
                     payload = pack.read(entry)
                     if payload is not None:
-                        merged.add(key, entry[0], payload)
+                        merged.add(entry[0], entry[1], payload)
                 merged.commit()
             except BaseException:
                 merged.discard()
@@ -362,11 +389,15 @@ def _open_packs(paths: list[Path]) -> list[Pack]:
     return [pack for pack in map(Pack.open, paths) if pack is not None]
 
 
-def _newest_entries(packs: list[Pack]) -> dict[str, tuple[Pack, PackEntry]]:
-    """Every key's entry in the newest pack that has it (`packs` is oldest first)."""
-    newest: dict[str, tuple[Pack, PackEntry]] = {}
-    for pack in packs:
-        newest.update({key: (pack, entry) for key, entry in pack.index.items()})
+def _newest_entries(packs: list[Pack]) -> dict[bytes, int]:
+    """Every key → where its newest entry is: (pack number << 32) | record number.
+
+    `packs` is oldest first, and within a pack a later record wins, so later ones overwrite.
+    """
+    newest: dict[bytes, int] = {}
+    for number, pack in enumerate(packs):
+        base = number << 32
+        newest.update({key: base | at for at, key in enumerate(pack.keys())})
     return newest
 
 
