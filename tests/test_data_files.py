@@ -11,6 +11,7 @@ import yaml
 
 from makeflux import data
 from makeflux.errors import DataError
+from makeflux.settings import load_settings
 
 TRICKY = """\
 %YAML 1.1
@@ -101,3 +102,20 @@ def test_toml_and_json_errors_name_the_line(
     with pytest.raises(DataError) as raised:
         data.load_file(tmp_path / name)
     assert str(raised.value) == expected
+
+
+def test_loaded_data_keeps_yaml_aliases_shared_and_types_exact(tmp_path: Path):
+    """load_data rebuilds the values compactly (see data._compacted); nothing may change."""
+    (tmp_path / "cluster.yaml").write_text(
+        "base: &b {ports: [80, 443]}\nsame: *b\nwhen: 2026-11-27\nloop: &l [*l]\n"
+        "nums: {hex: 0x1F, sci: 1e3}\nset: !!set {a, b}\n"
+    )
+    (tmp_path / "makejinja.toml").write_text(
+        '[makejinja]\ninputs = ["t"]\noutput = "o"\ndata = ["cluster.yaml"]\n'
+    )
+    settings = load_settings(tmp_path)
+    values = data.load_data(settings).values
+    assert values["same"] is values["base"]  # an alias is the same object, as PyYAML gives it
+    assert values["loop"][0] is values["loop"]
+    assert repr(values["when"]) == "datetime.date(2026, 11, 27)"
+    assert values["nums"] == {"hex": 31, "sci": "1e3"} and values["set"] == {"a", "b"}
