@@ -4,6 +4,7 @@ worker's share is redone; small work is not forked at all."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -154,3 +155,45 @@ def test_jobs_1_never_forks(monkeypatch):
         return os.getpid()
 
     assert set(parallel.map_adaptive(slow, list(range(30)))) == {os.getpid()}
+
+
+def test_retired_workers_are_replaced_and_results_keep_their_order(monkeypatch):
+    """A worker retires after WORKER_SECONDS and a fresh one is forked while work is left."""
+    monkeypatch.setattr(parallel, "WORKER_SECONDS", 0.0)  # each worker takes one chunk
+    parent = os.getpid()
+
+    def square_where(n: int) -> tuple[int, int]:
+        if os.getpid() != parent:
+            time.sleep(0.005)
+        else:
+            time.sleep(0.01)  # this process is slower: the workers get a good share
+        return n * n, os.getpid()
+
+    results = parallel.fork_map(square_where, list(range(60)), 2)
+    assert [square for square, _ in results] == [n * n for n in range(60)]
+    workers = {pid for _, pid in results} - {parent}
+    assert len(workers) >= 3, "retired workers were replaced by fresh ones"
+
+
+def test_what_a_dying_worker_sent_is_kept_and_the_rest_redone():
+    parent = os.getpid()
+    marker = Path(tempfile.mkdtemp()) / "computed-in-worker"
+
+    done_here: list[int] = []
+
+    def square_or_die(n: int) -> int:
+        if os.getpid() != parent:
+            if n >= 20:
+                os._exit(3)  # dies after having sent its earlier chunks (one item each here)
+            with marker.open("a") as log:
+                log.write(f"{n}\n")
+        else:
+            done_here.append(n)
+            time.sleep(0.002)
+        return n * n
+
+    assert parallel.fork_map(square_or_die, list(range(40)), 2) == [n * n for n in range(40)]
+    sent = {int(n) for n in marker.read_text().split()}
+    assert sent, "the worker computed (and sent) some items before dying"
+    assert not sent & set(done_here), "what the worker sent was used, not computed again"
+    assert set(done_here) | sent == set(range(40))

@@ -57,8 +57,10 @@ _DIGEST_SIZE = 16
 _KEY_SIZE, _CHECKSUM_SIZE = 20, 32
 _RECORD = struct.Struct(f"<{_KEY_SIZE}s{_CHECKSUM_SIZE}sQI{_DIGEST_SIZE}s")
 PACK_PREFIX, PACK_SUFFIX = "seg-", ".mfc"
-# More packs than this (one per run that compiled something) are merged into one.
-MAX_PACKS = 8
+# More packs than this are merged into one. A run that compiles writes one, plus one per forked
+# worker (a worker retires every few seconds: makeflux.parallel), so a cold render of a large
+# tree writes about ten.
+MAX_PACKS = 16
 # A pack being written that is older than this was left by a run that died: removed on merge.
 STALE_SECONDS = 3600
 # Compiled templates held in memory during a run: the partials many templates include stay at

@@ -21,7 +21,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 JOBS_ENV = "MAKEFLUX_JOBS"
 # Measure for this long before deciding; fork only when the rest would take at least
@@ -94,7 +94,9 @@ def fork_map(
     """[func(item) for item in items] in `jobs` processes: this one and jobs - 1 forked workers.
 
     The processes take items from a shared queue as they go, in order, so one that runs slower
-    (other load on its core, a run of big templates) does not hold the others up.
+    (other load on its core, a run of big templates) does not hold the others up. A worker sends
+    each chunk's results as soon as it has them, and this process takes them in between its own
+    chunks, so no result is held by two processes at once.
     """
     if jobs <= 1 or len(items) < 2:
         return [func(item) for item in items]
@@ -102,7 +104,7 @@ def fork_map(
     queue = _work_queue(range(0, len(items), chunk))
     sys.stdout.flush()
     sys.stderr.flush()
-    workers: list[tuple[int, int]] = []  # (pid, read end of its result pipe)
+    workers: list[_Worker] = []
     merged: list[R] = [_MISSING] * len(items)  # type: ignore[list-item]
     # Frozen objects are left alone by the garbage collector, so no process's collections write
     # to (and thereby copy) every page the processes share. This one stays frozen until the
@@ -110,19 +112,25 @@ def fork_map(
     gc.freeze()
     try:
         for _ in range(jobs - 1):
-            workers.append(_start_worker(func, items, chunk, queue, worker_finish))
+            workers.append(_Worker.start(func, items, chunk, queue, worker_finish))
         for start, results in _take_and_compute(func, items, chunk, queue):
             merged[start : start + len(results)] = results
-        for pid, read_fd in workers:
-            for start, results in _collect(pid, read_fd):
-                merged[start : start + len(results)] = results
+            for number, worker in enumerate(workers):
+                worker.receive(merged, wait=False)
+                if worker.ended and _queued_bytes(queue):
+                    # It retired (WORKER_SECONDS): a fresh one shares this process's memory
+                    # again, where the old one had gradually copied what it touched.
+                    gc.freeze()
+                    workers[number] = _Worker.start(func, items, chunk, queue, worker_finish)
+        for worker in workers:
+            worker.receive(merged, wait=True)
         workers.clear()
     finally:
         gc.unfreeze()
         os.close(queue)
-        for pid, read_fd in workers:  # only on an error here: do not leave workers behind
-            _abandon(pid, read_fd)
-    # What a failed worker had taken is done here: same work, same results.
+        for worker in workers:  # only on an error here: do not leave workers behind
+            worker.abandon()
+    # What a failed worker had taken and not sent is done here: same work, same results.
     return [func(item) if r is _MISSING else r for item, r in zip(items, merged, strict=True)]
 
 
@@ -130,7 +138,15 @@ def fork_map(
 # before the workers start, so it must fit in a pipe's buffer (64 KiB on Linux, 16 KiB at least).
 MAX_CHUNKS = 4096
 _RECORD = struct.Struct("<I")
+_FRAME = struct.Struct("<Q")  # length of one pickled (start, results) a worker sends
 _MISSING: Any = object()
+# A worker retires after this long (once its chunk is done) and a fresh one is forked: every
+# page a worker or this process writes becomes a copy the two do not share, so a long-lived
+# worker grows by about half of what it touches; a fresh one starts from sharing everything.
+WORKER_SECONDS = 3.0
+# A worker's result pipe is enlarged to this (where the system allows it), so a worker rarely
+# waits for this process to take what it sent.
+_RESULT_PIPE_SIZE = 1 << 20
 
 
 def _work_queue(starts: Iterable[int]) -> int:
@@ -148,42 +164,130 @@ def _work_queue(starts: Iterable[int]) -> int:
 
 
 def _take_and_compute(
-    func: Callable[[T], R], items: Sequence[T], chunk: int, queue: int
+    func: Callable[[T], R],
+    items: Sequence[T],
+    chunk: int,
+    queue: int,
+    until: float = float("inf"),
 ) -> Iterator[tuple[int, list[R]]]:
-    """Take chunks from the queue until it is empty; (start, results) for each."""
+    """Take chunks from the queue until it is empty, or until the monotonic clock has passed
+    `until` after a chunk; (start, results) for each."""
     while len(record := os.read(queue, _RECORD.size)) == _RECORD.size:
         (start,) = _RECORD.unpack(record)
         yield start, [func(item) for item in items[start : start + chunk]]
+        if time.monotonic() >= until:
+            return
 
 
-def _start_worker(
+def _queued_bytes(queue: int) -> int:
+    """How much of the queue is left (1, unknown but maybe some, where the system cannot say)."""
+    try:
+        import fcntl
+        import termios
+
+        return struct.unpack("i", fcntl.ioctl(queue, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except (ImportError, OSError):
+        return 1
+
+
+class _Worker:
+    """A forked worker, seen from this process: its pid and the read end of its result pipe."""
+
+    def __init__(self, pid: int, read_fd: int) -> None:
+        self.pid, self.read_fd = pid, read_fd
+        self.pending = bytearray()  # received, not yet a whole frame
+        self.ended = False
+
+    @classmethod
+    def start(
+        cls,
+        func: Callable[[T], R],
+        items: Sequence[T],
+        chunk: int,
+        queue: int,
+        finish: Callable[[], None] | None,
+    ) -> _Worker:
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only
+            import fcntl
+
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _RESULT_PIPE_SIZE)
+        pid = os.fork()
+        if pid:
+            os.close(write_fd)
+            os.set_blocking(read_fd, False)
+            return cls(pid, read_fd)
+        os.close(read_fd)
+        _work(func, items, chunk, queue, finish, write_fd)  # never returns
+
+    def receive(self, merged: list[Any], *, wait: bool) -> None:
+        """Put what the worker sent into `merged`; with `wait`, until it ends (then reap it)."""
+        if self.ended:
+            return
+        if wait:
+            os.set_blocking(self.read_fd, True)
+        while True:
+            try:
+                data = os.read(self.read_fd, _RESULT_PIPE_SIZE)
+            except BlockingIOError:
+                return
+            if not data:
+                break
+            self.pending += data
+            self._unpack(merged)
+        # The end of the stream: a whole frame is a whole chunk's results, whatever happened
+        # after it; a partial frame (the worker died while sending) is dropped.
+        self.ended = True
+        os.close(self.read_fd)
+        os.waitpid(self.pid, 0)
+
+    def _unpack(self, merged: list[Any]) -> None:
+        pending, at = self.pending, 0
+        while len(pending) - at >= _FRAME.size:
+            (length,) = _FRAME.unpack_from(pending, at)
+            end = at + _FRAME.size + length
+            if len(pending) < end:
+                break
+            start, results = pickle.loads(pending[at + _FRAME.size : end])
+            merged[start : start + len(results)] = results
+            at = end
+        del pending[:at]
+
+    def abandon(self) -> None:
+        if self.ended:
+            return
+        with contextlib.suppress(OSError):
+            os.close(self.read_fd)
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+
+
+def _work(
     func: Callable[[T], R],
     items: Sequence[T],
     chunk: int,
     queue: int,
     finish: Callable[[], None] | None,
-) -> tuple[int, int]:
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid:
-        os.close(write_fd)
-        return pid, read_fd
-    # In the worker: compute, stream the pickled results down the pipe (no second copy of them in
-    # memory), and leave without running the parent's cleanup (atexit handlers, buffered output),
-    # which stays the parent's business. The parent reads only complete, successful results.
+    write_fd: int,
+) -> NoReturn:
+    """In the worker: compute chunks, sending each one's results as soon as they are ready,
+    and leave without running the parent's cleanup (atexit handlers, buffered output), which
+    stays the parent's business. `finish` runs only when every chunk taken was computed."""
     status = 0
     try:
-        os.close(read_fd)
-        with os.fdopen(write_fd, "wb") as pipe:
-            try:
-                done = list(_take_and_compute(func, items, chunk, queue))
-            except BaseException:
-                done, status = None, 1
-            if done is not None:
-                if finish is not None:
-                    with contextlib.suppress(Exception):
-                        finish()
-                pickle.dump(done, pipe, pickle.HIGHEST_PROTOCOL)
+        try:
+            until = time.monotonic() + WORKER_SECONDS
+            for start, results in _take_and_compute(func, items, chunk, queue, until):
+                body = pickle.dumps((start, results), pickle.HIGHEST_PROTOCOL)
+                _write_all(write_fd, _FRAME.pack(len(body)) + body)
+        except BaseException:
+            status = 1
+        else:
+            if finish is not None:
+                with contextlib.suppress(Exception):
+                    finish()
+        os.close(write_fd)
         sys.stdout.flush()
         sys.stderr.flush()
     except BaseException:
@@ -192,23 +296,7 @@ def _start_worker(
         os._exit(status)
 
 
-def _collect(pid: int, read_fd: int) -> list[tuple[int, list[Any]]]:
-    """The (start, results) chunks a worker computed; none when it failed."""
-    result: object = None
-    with os.fdopen(read_fd, "rb") as pipe:
-        try:
-            result = pickle.load(pipe)
-        except Exception:  # the worker failed or died: nothing or a truncated stream
-            result = None
-    _, status = os.waitpid(pid, 0)
-    if status == 0 and isinstance(result, list):
-        return result
-    return []
-
-
-def _abandon(pid: int, read_fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(read_fd)
-    with contextlib.suppress(OSError):
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
