@@ -212,6 +212,7 @@ def load_data(
         values |= loaded
         for key in loaded:
             origins[key] = path
+        del loaded
     for key, value in settings.data_vars.items():
         set_dotted(values, key, value)
     parsed: dict[str, str] = {}
@@ -219,25 +220,34 @@ def load_data(
         key, value = parse_override(text)
         set_dotted(values, key, value)
         parsed[key] = text.partition("=")[2]
-    return LoadedData(
-        values=_compacted(values), origins=origins, overrides=parsed, files=tuple(files)
-    )
+    packed = _packed(values, origins)
+    if packed is not None:
+        del values, origins  # before unpacking: the reader's memory is free to go back whole
+        values, origins = _unpacked(packed)
+    return LoadedData(values=values, origins=origins, overrides=parsed, files=tuple(files))
 
 
-def _compacted(values: dict[str, Any]) -> dict[str, Any]:
-    """The same data, rebuilt in one go (a few ms for a large cluster.yaml).
+def _packed(values: dict[str, Any], origins: dict[str, Path]) -> bytes | None:
+    """The data, serialized to be rebuilt in one go (a few ms for a large cluster.yaml).
 
     The YAML reader leaves the values scattered among the memory of its freed tokens and nodes.
     A forked render worker copies every memory page whose objects it touches, so scattered data
-    costs several times its size there (10 MB on the 30x bench tree); a copy made at once packs
-    it into few pages. Shared references and cycles (YAML aliases) are kept, as pickle keeps them.
+    costs several times its size there (10 MB on the 30x bench tree); a copy made at once, once
+    the original is gone, packs it into few pages. Shared references and cycles (YAML aliases)
+    are kept, as pickle keeps them.
     """
     import pickle
 
     try:
-        return pickle.loads(pickle.dumps(values, pickle.HIGHEST_PROTOCOL))
+        return pickle.dumps((values, origins), pickle.HIGHEST_PROTOCOL)
     except Exception:  # nothing a data file or --set gives is unpicklable; if it were: as is
-        return values
+        return None
+
+
+def _unpacked(packed: bytes) -> tuple[dict[str, Any], dict[str, Path]]:
+    import pickle
+
+    return pickle.loads(packed)  # type: ignore[no-any-return]
 
 
 def _kind(value: Any) -> str:
