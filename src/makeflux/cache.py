@@ -59,7 +59,7 @@ _RECORD = struct.Struct(f"<{_KEY_SIZE}s{_CHECKSUM_SIZE}sQI{_DIGEST_SIZE}s")
 PACK_PREFIX, PACK_SUFFIX = "seg-", ".mfc"
 # More packs than this are merged into one. A run that compiles writes one, plus one per forked
 # worker (a worker retires every few seconds: makeflux.parallel), so a cold render of a large
-# tree writes about ten.
+# tree writes several.
 MAX_PACKS = 16
 # A pack being written that is older than this was left by a run that died: removed on merge.
 STALE_SECONDS = 3600
