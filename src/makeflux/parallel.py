@@ -74,15 +74,19 @@ def map_adaptive(
     start = time.perf_counter()
     for index, item in enumerate(items):
         remaining = len(items) - index
-        if forced is not None and remaining >= 2:
+        if remaining >= 2 and (forced is not None or _worth_forking(start, index, remaining)):
             return results + fork_map(func, items[index:], min(jobs, remaining), worker_finish)
-        elapsed = time.perf_counter() - start
-        if index and elapsed >= PROBE_SECONDS and remaining >= 2:
-            per_item = elapsed / index
-            if per_item >= MIN_ITEM_SECONDS and per_item * remaining >= MIN_PARALLEL_SECONDS:
-                return results + fork_map(func, items[index:], min(jobs, remaining), worker_finish)
         results.append(func(item))
     return results
+
+
+def _worth_forking(start: float, done: int, remaining: int) -> bool:
+    """Whether the `done` items since `start` (perf_counter) say the rest are slow enough."""
+    elapsed = time.perf_counter() - start
+    if not done or elapsed < PROBE_SECONDS:
+        return False
+    per_item = elapsed / done
+    return per_item >= MIN_ITEM_SECONDS and per_item * remaining >= MIN_PARALLEL_SECONDS
 
 
 def fork_map(
