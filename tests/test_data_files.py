@@ -105,7 +105,7 @@ def test_toml_and_json_errors_name_the_line(
 
 
 def test_loaded_data_keeps_yaml_aliases_shared_and_types_exact(tmp_path: Path):
-    """load_data rebuilds the values compactly (see data._compacted); nothing may change."""
+    """load_data rebuilds the values compactly (see data._packed); nothing may change."""
     (tmp_path / "cluster.yaml").write_text(
         "base: &b {ports: [80, 443]}\nsame: *b\nwhen: 2026-11-27\nloop: &l [*l]\n"
         "nums: {hex: 0x1F, sci: 1e3}\nset: !!set {a, b}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -64,7 +65,7 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     # PyYAML's pure-Python reader, as makejinja reads data: libyaml's parser is faster but accepts
     # text this one rejects (a tab after `key:`), which makejinja would refuse.
     try:
-        return _read_yaml(path, _UniqueKeyLoader)
+        return _read_yaml(path)
     except yaml.YAMLError as exc:
         raise DataError(yaml_error_problem(path, exc)) from None
     except RecursionError:
@@ -73,10 +74,10 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _read_yaml(path: Path, loader: type[yaml.SafeLoader]) -> dict[str, Any]:
+def _read_yaml(path: Path) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     with path.open("rb") as fp:
-        for number, document in enumerate(yaml.load_all(fp, Loader=loader), 1):
+        for number, document in enumerate(yaml.load_all(fp, Loader=_UniqueKeyLoader), 1):
             if document is None:
                 continue
             if not isinstance(document, dict):
@@ -223,7 +224,7 @@ def load_data(
     packed = _packed(values, origins)
     if packed is not None:
         del values, origins  # before unpacking: the reader's memory is free to go back whole
-        values, origins = _unpacked(packed)
+        values, origins = pickle.loads(packed)
     return LoadedData(values=values, origins=origins, overrides=parsed, files=tuple(files))
 
 
@@ -236,18 +237,10 @@ def _packed(values: dict[str, Any], origins: dict[str, Path]) -> bytes | None:
     the original is gone, packs it into few pages. Shared references and cycles (YAML aliases)
     are kept, as pickle keeps them.
     """
-    import pickle
-
     try:
         return pickle.dumps((values, origins), pickle.HIGHEST_PROTOCOL)
     except Exception:  # nothing a data file or --set gives is unpicklable; if it were: as is
         return None
-
-
-def _unpacked(packed: bytes) -> tuple[dict[str, Any], dict[str, Path]]:
-    import pickle
-
-    return pickle.loads(packed)  # type: ignore[no-any-return]
 
 
 def _kind(value: Any) -> str:
