@@ -108,9 +108,6 @@ class Pack:
     def __init__(self, fd: int, table: bytes) -> None:
         self.fd, self.table = fd, table
 
-    def __len__(self) -> int:
-        return len(self.table) // _RECORD.size
-
     def entry(self, number: int) -> PackEntry:
         return _RECORD.unpack_from(self.table, number * _RECORD.size)  # type: ignore[return-value]
 
@@ -329,14 +326,8 @@ class CompiledTemplateCache:
         if self._packs is None:
             self._packs = _open_packs(pack_paths(self.directory))
             self._index = _newest_entries(self._packs)
-        try:
-            where = self._index.get(bytes.fromhex(key))
-        except ValueError:
-            return None
-        if where is None:
-            return None
-        pack = self._packs[where >> 32]
-        return pack, pack.entry(where & 0xFFFFFFFF)
+        where = self._index.get(bytes.fromhex(key))
+        return None if where is None else _entry_at(self._packs, where)
 
     def _writer_for_this_process(self) -> _PackWriter | None:
         writer = self._writer
@@ -364,8 +355,7 @@ class CompiledTemplateCache:
             merged = _PackWriter(self.directory)
             try:
                 for where in _newest_entries(packs).values():
-                    pack = packs[where >> 32]
-                    entry = pack.entry(where & 0xFFFFFFFF)
+                    pack, entry = _entry_at(packs, where)
                     payload = pack.read(entry)
                     if payload is not None:
                         merged.add(entry[0], entry[1], payload)
@@ -401,6 +391,12 @@ def _newest_entries(packs: list[Pack]) -> dict[bytes, int]:
         base = number << 32
         newest.update({key: base | at for at, key in enumerate(pack.keys())})
     return newest
+
+
+def _entry_at(packs: list[Pack], where: int) -> tuple[Pack, PackEntry]:
+    """The pack and entry a value of _newest_entries points at."""
+    pack = packs[where >> 32]
+    return pack, pack.entry(where & 0xFFFFFFFF)
 
 
 def pack_paths(directory: Path | None) -> list[Path]:
