@@ -35,7 +35,12 @@ class Manifest:
 
 
 def content_hash(content: bytes) -> str:
-    return "sha256:" + hashlib.sha256(content).hexdigest()
+    return digest_text(hashlib.sha256(content).digest())
+
+
+def digest_text(sha256: bytes) -> str:
+    """A raw sha256 digest as the manifest writes hashes: "sha256:<hex>"."""
+    return "sha256:" + sha256.hex()
 
 
 def manifest_path(settings: Settings) -> Path:

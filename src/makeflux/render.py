@@ -17,6 +17,7 @@ from makeflux import cache, parallel
 from makeflux.environment import JinjaSetup, build_environment
 from makeflux.errors import Problem, TemplateError
 from makeflux.errors import display_path as _display
+from makeflux.manifest import digest_text
 from makeflux.settings import Settings
 
 
@@ -84,8 +85,8 @@ class PackedFiles(MutableMapping[str, bytes]):
         return _HEAD.unpack_from(self._entries[path])[0]
 
     def digest(self, path: str) -> str:
-        """The content's hash in the manifest's form ("sha256:<hex>", as content_hash gives)."""
-        return "sha256:" + _HEAD.unpack_from(self._entries[path])[1].hex()
+        """The content's hash in the manifest's form (as content_hash gives it)."""
+        return digest_text(_HEAD.unpack_from(self._entries[path])[1])
 
 
 @dataclass
