@@ -23,6 +23,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
+try:  # POSIX only; where they are missing nothing forks (can_fork)
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover
+    fcntl = termios = None  # type: ignore[assignment]
+
 JOBS_ENV = "MAKEFLUX_JOBS"
 # Measure for this long before deciding; fork only when the rest would take at least
 # MIN_PARALLEL_SECONDS and each item is slow (compiling a template, ~ms). Cheap items (rendering
@@ -110,12 +116,9 @@ def fork_map(
     sys.stderr.flush()
     workers: list[_Worker] = []
     merged: list[R] = [_MISSING] * len(items)  # type: ignore[list-item]
-    # Frozen objects are left alone by the garbage collector, so no process's collections write
-    # to (and thereby copy) every page the processes share. This one stays frozen until the
-    # workers are done: a full collection here copies as many pages as one in a worker. What is
-    # already garbage is collected first (~6 ms), not frozen and copied into every worker.
-    gc.collect()
-    gc.freeze()
+    # Each fork freezes this process for the garbage collector (_Worker.start), and it stays
+    # frozen until the workers are done: a full collection here copies as many pages as one in
+    # a worker.
     try:
         for _ in range(jobs - 1):
             workers.append(_Worker.start(func, items, chunk, queue, worker_finish))
@@ -126,7 +129,6 @@ def fork_map(
                 if worker.ended and _queued_bytes(queue):
                     # It retired (WORKER_SECONDS): a fresh one shares this process's memory
                     # again, where the old one had gradually copied what it touched.
-                    gc.freeze()
                     workers[number] = _Worker.start(func, items, chunk, queue, worker_finish)
         for worker in workers:
             worker.receive(merged, wait=True)
@@ -188,11 +190,8 @@ def _take_and_compute(
 def _queued_bytes(queue: int) -> int:
     """How much of the queue is left (1, unknown but maybe some, where the system cannot say)."""
     try:
-        import fcntl
-        import termios
-
         return struct.unpack("i", fcntl.ioctl(queue, termios.FIONREAD, b"\0\0\0\0"))[0]
-    except (ImportError, OSError):
+    except OSError:
         return 1
 
 
@@ -214,10 +213,13 @@ class _Worker:
         finish: Callable[[], None] | None,
     ) -> _Worker:
         read_fd, write_fd = os.pipe()
-        with contextlib.suppress(ImportError, AttributeError, OSError):  # Linux only
-            import fcntl
-
+        with contextlib.suppress(AttributeError, OSError):  # F_SETPIPE_SZ is Linux only
             fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _RESULT_PIPE_SIZE)
+        # Frozen objects are left alone by the garbage collector, so no process's collections
+        # write to (and thereby copy) every page the processes share. What is already garbage is
+        # collected first (~6 ms), not frozen and copied into the worker.
+        gc.collect()
+        gc.freeze()
         pid = os.fork()
         if pid:
             os.close(write_fd)
