@@ -509,7 +509,6 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
     pending = iter(writes)
     take = threading.Lock()
     stop = threading.Event()
-    written: dict[str, str] = {}
     failed: dict[str, BaseException] = {}
 
     def drain() -> None:
@@ -519,7 +518,7 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
             if relative is None:
                 return
             try:
-                written[relative] = write(relative)
+                recorded[relative] = write(relative)  # a dict item set is atomic under the GIL
             except BaseException as exc:  # recorded; the other writes go on, as one by one
                 failed[relative] = exc
 
@@ -539,7 +538,6 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
         for thread in threads:
             if thread.is_alive():
                 thread.join()
-    recorded.update(written)
     if interrupted is not None:
         raise _WritesStopped(sorted(failed), interrupted)
     if failed:
