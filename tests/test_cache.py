@@ -263,14 +263,71 @@ def test_a_changed_setting_does_not_reuse_code_compiled_for_other_settings(proje
     assert after == render(project, "uncached", "--no-cache")
 
 
-def test_an_edited_plugin_filter_is_not_served_from_constant_folded_code(project: Path):
-    # Jinja folds `"folded" | shout` into the compiled code; the plugin's source is in the key.
+def test_an_edited_plugin_filter_is_not_served_from_stale_code(project: Path):
+    # The compiled code calls the plugin's filter; its source is in the key all the same.
     assert b"constant: FOLDED!" in render(project, "out")["app.yaml"]
     plugin = project / "scripts" / "plugin.py"
     # A different size too: Python itself would reuse a stale .pyc for a same-size edit made
     # within the same second.
     plugin.write_text(plugin.read_text().replace('+ "!"', '+ "?!"'))
     assert b"constant: FOLDED?!" in render(project, "out2")["app.yaml"]
+
+
+READS_A_FILE = """\
+from pathlib import Path
+
+
+def shout(value):
+    return str(value).upper() + "!"
+
+
+def read_key(name):
+    return Path(name).read_text().strip()
+
+
+def key_is_set(name):
+    return bool(Path(name).read_text().strip())
+
+
+class Plugin:
+    def filters(self):
+        return [shout, read_key]
+
+    def tests(self):
+        return [key_is_set]
+"""
+
+
+def test_a_plugin_filter_on_constants_reads_its_file_again_on_every_run(project: Path):
+    # Jinja evaluates a filter on constant arguments while compiling and keeps the result in
+    # the code; kept in the cache, a key read from a file would outlive the file's contents.
+    (project / "scripts" / "plugin.py").write_text(READS_A_FILE)
+    (project / "templates" / "secret.yaml.j2").write_text(
+        'key: #{ "age.key" | read_key }#\n'
+        '#% set both = ("age.key" | read_key) ~ "/" ~ ("age.key" | read_key | upper) %#\n'
+        "both: #{ both }#\n"
+        '#% if "age.key" is key_is_set %#\nset: yes\n#% endif %#\n'
+    )
+    (project / "age.key").write_text("age1first\n")
+    assert (
+        render(project, "out")["secret.yaml"]
+        == b"key: age1first\nboth: age1first/AGE1FIRST\nset: yes\n"
+    )
+    (project / "age.key").write_text("\n")
+    assert render(project, "out")["secret.yaml"] == b"key: \nboth: /\n"
+    (project / "age.key").write_text("age1second\n")
+    second = render(project, "out")
+    assert second["secret.yaml"] == b"key: age1second\nboth: age1second/AGE1SECOND\nset: yes\n"
+    assert second == render(project, "uncached", "--no-cache")
+
+
+def test_jinja_own_filters_are_still_folded_into_the_code(project: Path):
+    (project / "templates" / "folded.yaml.j2").write_text('value: #{ "a-b" | upper }#\n')
+    settings = load_settings(project)
+    setup = build_environment(settings, load_data(settings).values)
+    source = (project / "templates" / "folded.yaml.j2").read_text()
+    code = setup.env.compile(source, raw=True)
+    assert "'value: A-B" in code
 
 
 def test_an_unusable_cache_directory_only_costs_speed(project: Path, monkeypatch):

@@ -14,12 +14,13 @@ its own), and older packs lose to newer ones for the same template. When packs p
 merges them into one. An entry is used only when the template's source is byte for byte the
 one it was compiled from, and the directory it sits in is named after everything else
 compiling depends on: the Jinja and Python versions, delimiters and whitespace settings,
-extensions, and the filters, tests and policies the compiler consults or constant-folds with
-(including the source of the modules that define them, so editing a plugin invalidates what it
-touched). Packs are written under a temporary name and renamed, so concurrent runs never see
-half a pack; a pack or entry that fails its checksum is ignored, and its templates are compiled
-and written again. The cache is an optimisation only: any error reading or writing it falls
-back to compiling.
+extensions, and the filters, tests and policies the compiler consults (including the source
+of the modules that define them, so editing a plugin invalidates what it touched). No plugin
+filter's result is ever part of the code: MakefluxEnvironment leaves them to render time.
+Packs are written under a temporary name and renamed, so concurrent runs never see half a pack;
+a pack or entry that fails its checksum is ignored, and its templates are compiled and written
+again. The cache is an optimisation only: any error reading or writing it falls back to
+compiling.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ if TYPE_CHECKING:  # jinja2 is imported on first use: the CLI imports this modul
     from jinja2.bccache import Bucket
 
 CACHE_DIR_ENV = "MAKEFLUX_CACHE_DIR"
-# Bump when the pack layout or anything the fingerprint should cover changes.
-FORMAT = b"makeflux-compiled-templates-3\n"
+# Bump when the pack layout, or anything the fingerprint should cover, or what compiled code
+# may contain changes (4: no plugin filter results folded into the code).
+FORMAT = b"makeflux-compiled-templates-4\n"
 _FOOTER = struct.Struct("<QQ16s8s")  # index offset, index length, index digest, end marker
 _END = b"mfpack3\n"
 _DIGEST_SIZE = 16
@@ -509,8 +511,8 @@ def environment_fingerprint(env: jinja2.Environment) -> str:
     parts.append(f"finalize={describe(env.finalize)}")
     parts.append(f"undefined={describe(env.undefined)}")
     parts += [f"extension {k}={describe(type(e))}" for k, e in sorted(env.extensions.items())]
-    # The code generator looks filters and tests up (how to call them), and the optimiser calls
-    # them on constant arguments, baking their results into the code.
+    # The code generator looks filters and tests up (how to call them), and folds Jinja's own
+    # into the code when their arguments are constants.
     parts += [f"filter {name}={describe(f)}" for name, f in sorted(env.filters.items())]
     parts += [f"test {name}={describe(t)}" for name, t in sorted(env.tests.items())]
     parts += [f"policy {key}={describe(v)}" for key, v in sorted(env.policies.items())]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.environment import load_extensions
 
 from makeflux.errors import PluginError, Problem, SettingsError, display_path
@@ -29,18 +30,73 @@ UNDEFINED_CLASSES: dict[str, type[jinja2.Undefined]] = {
 PathFilter = Callable[[Path], bool]
 
 
-class FlatGlobalsEnvironment(jinja2.Environment):
-    """jinja2.Environment whose templates get their globals as a plain dict, not a ChainMap.
+class MakefluxEnvironment(jinja2.Environment):
+    """jinja2.Environment with two changes that leave the output as makejinja's.
 
-    Jinja builds a set of every global name for each template it renders, and for each
-    `import` subtracts the imported template's globals from it; over a ChainMap those run key
-    by key in Python (time ~ templates x data keys: seconds on a large tree). Over a dict they
-    run in C. A template's globals are then a snapshot of env.globals taken when it is loaded,
-    which is when it renders: the output is the same.
+    Globals: templates get them as a plain dict, not a ChainMap. Jinja builds a set of every
+    global name for each template it renders, and for each `import` subtracts the imported
+    template's globals from it; over a ChainMap those run key by key in Python (time ~
+    templates x data keys: seconds on a large tree). Over a dict they run in C. A template's
+    globals are then a snapshot of env.globals taken when it is loaded, which is when it
+    renders: the output is the same.
+
+    Compiling: only Jinja's own filters and tests run at compile time (see _generate).
     """
 
     def make_globals(self, d: Mapping[str, Any] | None) -> dict[str, Any]:  # type: ignore[override]
         return {**self.globals, **d} if d else dict(self.globals)
+
+    def _generate(self, source: Any, name: str | None, filename: str | None, defer_init=False):
+        """Jinja's code generation, with plugin filters and tests left for render time.
+
+        Jinja evaluates a filter or test applied to constants while compiling and puts the
+        result in the code (`"age.key" | age_key`). makeflux keeps compiled code between runs
+        (makeflux.cache), so a plugin filter that reads a file would go on returning what it
+        read the first time; makejinja, which compiles on every run, reads it again. Here a
+        plugin's filters and tests refuse to run while compiling (Jinja then leaves the
+        expression to render time), so they run in each render, as often as makejinja runs them.
+        Jinja's own filters and tests depend on their arguments only, and still fold.
+        """
+        filters, tests = self.filters, self.tests
+        self.filters = _compile_time_view(filters, DEFAULT_FILTERS)
+        self.tests = _compile_time_view(tests, DEFAULT_TESTS)
+        try:
+            return super()._generate(source, name, filename, defer_init)
+        finally:
+            self.filters, self.tests = filters, tests
+
+
+def _compile_time_view(functions: dict[str, Any], builtins: dict[str, Any]) -> dict[str, Any]:
+    """`functions` (env.filters or env.tests) as the compiler sees them: the same names, and
+    for every function that is not Jinja's own (in `builtins`), a stand-in that says how it is
+    called (Jinja needs that to generate the call) but raises when called."""
+    return {
+        name: func if builtins.get(name) is func else _stand_in(func)
+        for name, func in functions.items()
+    }
+
+
+def _stand_in(func: Any) -> Callable[..., Any]:
+    key = (getattr(func, "jinja_pass_arg", None), getattr(func, "jinja_async_variant", False))
+    stand_in = _STAND_INS.get(key)
+    if stand_in is None:
+
+        def stand_in(*args: Any, **kwargs: Any) -> Any:
+            raise _RenderTimeOnly  # Jinja takes any exception here as "not a constant"
+
+        if key[0] is not None:
+            stand_in.jinja_pass_arg = key[0]  # type: ignore[attr-defined]
+        if key[1]:
+            stand_in.jinja_async_variant = True  # type: ignore[attr-defined]
+        _STAND_INS[key] = stand_in
+    return stand_in
+
+
+class _RenderTimeOnly(Exception):
+    pass
+
+
+_STAND_INS: dict[tuple[Any, bool], Callable[..., Any]] = {}
 
 
 @dataclass
@@ -86,7 +142,7 @@ def build_environment(
     )
     ws, internal = settings.whitespace, settings.internal
     try:
-        env = FlatGlobalsEnvironment(
+        env = MakefluxEnvironment(
             loader=loader,
             extensions=list(settings.extensions),
             **syntax_options(settings),
