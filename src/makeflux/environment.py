@@ -17,8 +17,11 @@ import jinja2
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.environment import load_extensions
 
+from makeflux import jinja_walks
 from makeflux.errors import PluginError, Problem, SettingsError, display_path
 from makeflux.settings import Settings
+
+jinja_walks.install()
 
 UNDEFINED_CLASSES: dict[str, type[jinja2.Undefined]] = {
     "default": jinja2.Undefined,
