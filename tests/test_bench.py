@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from tests.conftest import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from generate import generate
-from run import compare_trees
+from run import byte_compile, compare_trees
 
 
 def digest(root: Path) -> str:
@@ -64,3 +65,16 @@ def test_the_equality_check_sees_every_kind_of_difference(tmp_path: Path):
         "only in right: only-right.yaml",
         "differs: d/changed.yaml",
     ]
+
+
+def test_the_bench_byte_compiles_the_package_as_pip_would(tmp_path: Path, monkeypatch):
+    package = tmp_path / "benchpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "module.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert byte_compile("benchpkg") == "compiled"
+    compiled = importlib.util.cache_from_source(str(package / "module.py"))
+    assert Path(compiled).is_file()
+    assert byte_compile("no_such_package_here") == "not found"
