@@ -119,6 +119,7 @@ def measure(
     argv: list[str], cwd: Path, env: dict[str, str], *, sample_memory: bool = True
 ) -> Sample:
     with tempfile.TemporaryFile() as errors:
+        settle()
         start = time.perf_counter()
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors)
         sampler = MemorySampler(proc.pid, enabled=sample_memory)
@@ -135,6 +136,17 @@ def measure(
             raise SystemExit(f"{command} exited {proc.returncode} in {cwd}:\n" + "\n".join(tail))
     cpu_seconds = usage.ru_utime + usage.ru_stime
     return Sample(seconds, cpu_seconds, sampler.peak_rss_kb, sampler.peak_kb, proc.returncode)
+
+
+def settle() -> None:
+    """Flush to disk what earlier commands wrote and the bench deleted, before timing the next.
+
+    The kernel writes a command's files back after the command has exited, on the same cores:
+    left pending, that work would be timed as part of whichever command runs next (makeflux's
+    cold render runs right after makejinja's render, and the bench deletes trees before it).
+    """
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def tree_paths(root: Path) -> dict[str, Path]:
