@@ -321,6 +321,51 @@ def test_a_plugin_filter_on_constants_reads_its_file_again_on_every_run(project:
     assert second == render(project, "uncached", "--no-cache")
 
 
+PASSES_ARGUMENTS = """\
+import jinja2
+
+
+def shout(value):
+    return str(value).upper() + "!"
+
+
+@jinja2.pass_environment
+def with_environment(environment, value):
+    return f"{value}:{environment.block_start_string}"
+
+
+@jinja2.pass_context
+def with_context(context, value):
+    return f"{value}:{context['cluster_name']}"
+
+
+@jinja2.pass_eval_context
+def with_eval_context(eval_ctx, value):
+    return f"{value}:{eval_ctx.autoescape}"
+
+
+class Plugin:
+    def filters(self):
+        return [shout, with_environment, with_context, with_eval_context]
+"""
+
+
+def test_plugin_filters_left_to_render_time_still_get_what_they_ask_for(project: Path):
+    # The compiler sees a stand-in for each plugin filter; it must keep the calling convention
+    # (environment, context or eval context first), or the generated call would be wrong.
+    (project / "scripts" / "plugin.py").write_text(PASSES_ARGUMENTS)
+    (project / "templates" / "passes.yaml.j2").write_text(
+        'a: #{ "x" | with_environment }#\n'
+        'b: #{ "y" | with_context }#\n'
+        'c: #{ "z" | with_eval_context }#\n'
+        "d: #{ domain | with_environment }#\n"
+    )
+    expected = b"a: x:#%\nb: y:home-ops\nc: z:False\nd: example.com:#%\n"
+    assert render(project, "out")["passes.yaml"] == expected
+    assert render(project, "warm")["passes.yaml"] == expected
+    assert render(project, "uncached", "--no-cache")["passes.yaml"] == expected
+
+
 def test_jinja_own_filters_are_still_folded_into_the_code(project: Path):
     (project / "templates" / "folded.yaml.j2").write_text('value: #{ "a-b" | upper }#\n')
     settings = load_settings(project)
