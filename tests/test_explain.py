@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import jinja2
 import pytest
 from click.testing import CliRunner, Result
 
@@ -93,6 +94,29 @@ def test_explain_lists_exactly_the_templates_that_use_a_variable(project: Path) 
         expected = templates_mentioning(project, name)
         assert expected, f"no shipped template uses {name}"
         assert set(field(result.output, "used by")) == expected
+
+
+def test_template_users_are_remembered_between_runs_and_follow_edits(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = field(explain("tracing_sample_rate").output, "used by")
+    parses: list[str] = []
+    original = jinja2.Environment.parse
+
+    def counting_parse(self, source, *args, **kwargs):
+        parses.append(source)
+        return original(self, source, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "parse", counting_parse)
+    assert field(explain("tracing_sample_rate").output, "used by") == first
+    assert parses == []  # every template's names came from the cache
+    extra = project / "templates" / "config" / "extra.yaml.j2"
+    extra.write_text("rate: #{ tracing_sample_rate }#\n")
+    users = field(explain("tracing_sample_rate").output, "used by")
+    assert set(users) == set(first) | {"templates/config/extra.yaml.j2"}
+    assert len(parses) == 1
+    extra.write_text("rate: none\n")
+    assert field(explain("tracing_sample_rate").output, "used by") == first
 
 
 def test_explain_enum_lists_allowed_values(project: Path) -> None:

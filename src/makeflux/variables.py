@@ -330,6 +330,7 @@ def template_usage(
     settings: Settings, env: jinja2.Environment | None = None
 ) -> dict[str, list[str]]:
     """Top-level variable name → the templates (paths relative to the project) that read it."""
+    from makeflux import cache
     from makeflux.render import discover_sources
 
     env = env or parse_environment(settings)
@@ -339,7 +340,14 @@ def template_usage(
             continue
         try:
             text = source.path.read_text(encoding="utf-8")
-            names = meta.find_undeclared_variables(env.parse(text))
+            # Parsing every template is most of explain's cost: keep the names between runs.
+            names = cache.memoize(
+                env,
+                "explain-template-variables-1",
+                source.name,
+                text,
+                lambda text=text: sorted(meta.find_undeclared_variables(env.parse(text))),
+            )
         except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
             continue  # render reports these with file and line; explain only lists usage
         shown = _relative(source.path, settings.base_dir)
