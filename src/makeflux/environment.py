@@ -57,7 +57,7 @@ class MakefluxEnvironment(jinja2.Environment):
         (makeflux.cache), so a plugin filter that reads a file would go on returning what it
         read the first time; makejinja, which compiles on every run, reads it again. Here a
         plugin's filters and tests refuse to run while compiling (Jinja then leaves the
-        expression to render time), so they run in each render, as often as makejinja runs them.
+        expression to render time), so every render calls them and sees the file as it is now.
         Jinja's own filters and tests depend on their arguments only, and still fold.
         """
         filters, tests = self.filters, self.tests
