@@ -273,8 +273,12 @@ def test_an_edited_plugin_filter_is_not_served_from_stale_code(project: Path):
     assert b"constant: FOLDED?!" in render(project, "out2")["app.yaml"]
 
 
-READS_A_FILE = """\
+# A plugin whose filters and tests Jinja would otherwise run while compiling: some read a
+# file, some ask for the environment or a context first.
+RENDER_TIME_PLUGIN = """\
 from pathlib import Path
+
+import jinja2
 
 
 def shout(value):
@@ -287,46 +291,6 @@ def read_key(name):
 
 def key_is_set(name):
     return bool(Path(name).read_text().strip())
-
-
-class Plugin:
-    def filters(self):
-        return [shout, read_key]
-
-    def tests(self):
-        return [key_is_set]
-"""
-
-
-def test_a_plugin_filter_on_constants_reads_its_file_again_on_every_run(project: Path):
-    # Jinja evaluates a filter on constant arguments while compiling and keeps the result in
-    # the code; kept in the cache, a key read from a file would outlive the file's contents.
-    (project / "scripts" / "plugin.py").write_text(READS_A_FILE)
-    (project / "templates" / "secret.yaml.j2").write_text(
-        'key: #{ "age.key" | read_key }#\n'
-        '#% set both = ("age.key" | read_key) ~ "/" ~ ("age.key" | read_key | upper) %#\n'
-        "both: #{ both }#\n"
-        '#% if "age.key" is key_is_set %#\nset: yes\n#% endif %#\n'
-    )
-    (project / "age.key").write_text("age1first\n")
-    assert (
-        render(project, "out")["secret.yaml"]
-        == b"key: age1first\nboth: age1first/AGE1FIRST\nset: yes\n"
-    )
-    (project / "age.key").write_text("\n")
-    assert render(project, "out")["secret.yaml"] == b"key: \nboth: /\n"
-    (project / "age.key").write_text("age1second\n")
-    second = render(project, "out")
-    assert second["secret.yaml"] == b"key: age1second\nboth: age1second/AGE1SECOND\nset: yes\n"
-    assert second == render(project, "uncached", "--no-cache")
-
-
-PASSES_ARGUMENTS = """\
-import jinja2
-
-
-def shout(value):
-    return str(value).upper() + "!"
 
 
 @jinja2.pass_environment
@@ -346,14 +310,40 @@ def with_eval_context(eval_ctx, value):
 
 class Plugin:
     def filters(self):
-        return [shout, with_environment, with_context, with_eval_context]
+        return [shout, read_key, with_environment, with_context, with_eval_context]
+
+    def tests(self):
+        return [key_is_set]
 """
+
+
+def test_a_plugin_filter_on_constants_reads_its_file_again_on_every_run(project: Path):
+    # Jinja evaluates a filter on constant arguments while compiling and keeps the result in
+    # the code; kept in the cache, a key read from a file would outlive the file's contents.
+    (project / "scripts" / "plugin.py").write_text(RENDER_TIME_PLUGIN)
+    (project / "templates" / "secret.yaml.j2").write_text(
+        'key: #{ "age.key" | read_key }#\n'
+        '#% set both = ("age.key" | read_key) ~ "/" ~ ("age.key" | read_key | upper) %#\n'
+        "both: #{ both }#\n"
+        '#% if "age.key" is key_is_set %#\nset: yes\n#% endif %#\n'
+    )
+    (project / "age.key").write_text("age1first\n")
+    assert (
+        render(project, "out")["secret.yaml"]
+        == b"key: age1first\nboth: age1first/AGE1FIRST\nset: yes\n"
+    )
+    (project / "age.key").write_text("\n")
+    assert render(project, "out")["secret.yaml"] == b"key: \nboth: /\n"
+    (project / "age.key").write_text("age1second\n")
+    second = render(project, "out")
+    assert second["secret.yaml"] == b"key: age1second\nboth: age1second/AGE1SECOND\nset: yes\n"
+    assert second == render(project, "uncached", "--no-cache")
 
 
 def test_plugin_filters_left_to_render_time_still_get_what_they_ask_for(project: Path):
     # The compiler sees a stand-in for each plugin filter; it must keep the calling convention
     # (environment, context or eval context first), or the generated call would be wrong.
-    (project / "scripts" / "plugin.py").write_text(PASSES_ARGUMENTS)
+    (project / "scripts" / "plugin.py").write_text(RENDER_TIME_PLUGIN)
     (project / "templates" / "passes.yaml.j2").write_text(
         'a: #{ "x" | with_environment }#\n'
         'b: #{ "y" | with_context }#\n'
