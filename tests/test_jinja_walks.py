@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 import pytest
 from jinja2 import nodes
@@ -40,10 +38,6 @@ EVERYTHING = """\
 """
 
 
-def env_for(settings_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(**syntax_options(load_settings(settings_dir)))
-
-
 def shipped_templates() -> list[tuple[str, str]]:
     return sorted(
         (p.relative_to(REPO_ROOT).as_posix(), p.read_text())
@@ -65,7 +59,8 @@ def parse(env: jinja2.Environment, name: str, source: str) -> nodes.Template | N
 
 @pytest.fixture(scope="module")
 def env() -> jinja2.Environment:
-    return env_for(REPO_ROOT)  # makeflux.toml: the cluster-template delimiters
+    # makeflux.toml: the cluster-template delimiters
+    return jinja2.Environment(**syntax_options(load_settings(REPO_ROOT)))
 
 
 def test_the_walks_are_installed_on_the_jinja_in_use() -> None:

@@ -48,16 +48,12 @@ def iter_child_nodes(
 
 def find_all(self: Node, node_type: Any) -> Iterator[Any]:
     """Every node below `self` that is a `node_type`, depth first, parents before children."""
-    stack = child_nodes(self)
-    stack.reverse()
+    stack = child_nodes(self)[::-1]  # the next node to visit last
     while stack:
         node = stack.pop()
         if isinstance(node, node_type):
             yield node
-        children = child_nodes(node)  # read after the yield, as Jinja's recursion does
-        if children:
-            children.reverse()
-            stack.extend(children)
+        stack += reversed(child_nodes(node))  # read after the yield, as Jinja's recursion does
 
 
 def _replaceable() -> bool:
