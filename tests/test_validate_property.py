@@ -29,7 +29,8 @@ DECLARED = sorted(yaml.safe_load(SCHEMA.read_text())["properties"]) if SCHEMA.ex
 
 # Lines that are about the whole file, so they carry no line number.
 FILE_LEVEL = re.compile(
-    r"^cluster\.yaml: (the file is empty|document \d+ is an? \w+, not a mapping|not UTF-8)"
+    r"^cluster\.yaml: (the file is empty|the file holds only null"
+    r"|document \d+ is an? \w+, not a mapping|not UTF-8)"
 )
 LOCATED = re.compile(r"^cluster\.yaml:\d+(:\d+)?: \S")
 FROM_SET = re.compile(r"^--set (\"?)[^=]+=.*: \S")

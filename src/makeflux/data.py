@@ -6,7 +6,7 @@ import json
 import pickle
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,16 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+# Limits that keep a crafted or broken data file from taking the machine down. PyYAML's
+# pure-Python reader (the one makejinja uses) reads about 1 MB in 1 to 8 s, so a file over the
+# size limit would take minutes; the largest real cluster.yaml files are a few hundred KB.
+MAX_DATA_FILE_BYTES = 8 * 1024 * 1024
+# YAML aliases share one value, but whatever walks the data (validation, templates) sees every
+# copy: a 700-byte "billion laughs" file expands to billions of values.
+MAX_EXPANDED_VALUES = 1_000_000
+MAX_STRING_CHARS = 1024 * 1024
+
+
 def _load_yaml(path: Path) -> dict[str, Any]:
     # PyYAML's pure-Python reader, as makejinja reads data: libyaml's parser is faster but accepts
     # text this one rejects (a tab after `key:`), which makejinja would refuse.
@@ -76,10 +86,12 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     merged: dict[str, Any] = {}
+    mappings = 0
     with path.open("rb") as fp:
-        for number, document in enumerate(yaml.load_all(fp, Loader=_UniqueKeyLoader), 1):
+        for number, document in enumerate(_documents(fp, path), 1):
             if document is None:
                 continue
+            mappings += 1
             if not isinstance(document, dict):
                 raise DataError(
                     Problem(
@@ -89,7 +101,89 @@ def _read_yaml(path: Path) -> dict[str, Any]:
                     )
                 )
             merged |= document
+    if not mappings:
+        what = "is empty" if _blank(path) else "holds only null ('~'), no settings"
+        raise DataError(
+            Problem(
+                f"the file {what}; add your settings as 'key: value' lines, "
+                "or write {} to use every default",
+                display_path(path),
+            )
+        )
     return merged
+
+
+def _blank(path: Path) -> bool:
+    """Nothing but comments, document markers and white space."""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        text = line.split("#", 1)[0].strip()
+        if text and text not in ("---", "..."):
+            return False
+    return True
+
+
+def _documents(stream: Any, path: Path) -> Iterator[Any]:
+    """yaml.load_all with the unique-key loader, refusing a document whose aliases would
+    expand past MAX_EXPANDED_VALUES or that holds an oversized string, before building it."""
+    loader = _UniqueKeyLoader(stream)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            _check_size(node, path)
+            yield loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_size(root: yaml.Node, path: Path) -> None:
+    """Count the values a document expands to, each shared (aliased) node counted once per use
+    but measured once, so the count itself stays linear in the file."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > MAX_STRING_CHARS:
+                raise DataError(
+                    Problem(
+                        f"a value of {len(node.value):,} characters; values over "
+                        f"{MAX_STRING_CHARS:,} characters are refused (keep large content in "
+                        "its own file and read it from a template)",
+                        display_path(path),
+                        node.start_mark.line + 1,
+                        node.start_mark.column + 1,
+                    )
+                )
+            sizes[key] = 1
+            continue
+        children = [
+            child for item in node.value for child in (item if isinstance(item, tuple) else (item,))
+        ]
+        if not children_done:
+            if key in on_path:
+                continue  # a value that contains itself: validation reports it, with its key
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        on_path.discard(key)
+        total = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if total > MAX_EXPANDED_VALUES:
+            mark = node.start_mark
+            raise DataError(
+                Problem(
+                    f"YAML aliases (*name) expand this value to over {MAX_EXPANDED_VALUES:,} "
+                    "values; write the data out, or use fewer aliases of aliases",
+                    display_path(path),
+                    mark.line + 1,
+                    mark.column + 1,
+                )
+            )
+        sizes[key] = total
 
 
 _TOML_PLACE = re.compile(r"\s*\(at line (?P<line>\d+), column (?P<column>\d+)\)$")
@@ -97,7 +191,15 @@ _TOML_PLACE = re.compile(r"\s*\(at line (?P<line>\d+), column (?P<column>\d+)\)$
 
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise DataError(
+                Problem(
+                    "the file is empty; add your settings as 'key = value' lines",
+                    display_path(path),
+                )
+            )
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib puts the place in the message: "... (at line 3, column 5)".
         message, line, column = str(exc), None, None
@@ -132,14 +234,38 @@ DATA_LOADERS: dict[str, Callable[[Path], dict[str, Any]]] = {
 
 
 def collect_data_files(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, and every non-hidden file below a named directory (sorted)."""
+    """Files named directly, and the data files (by suffix) below a named directory (sorted).
+
+    A named file must be a data file; a named directory must hold at least one. Input that
+    reads as nothing would otherwise render a tree without the user's values, and the next
+    render would prune what they configured."""
     files: list[Path] = []
+    known = ", ".join(DATA_LOADERS)
     for path in paths:
         if path.is_dir():
-            files.extend(
-                f for f in sorted(path.glob("**/*")) if not f.name.startswith(".") and f.is_file()
-            )
+            found = [
+                f
+                for f in sorted(path.glob("**/*"))
+                if not f.name.startswith(".") and f.suffix in DATA_LOADERS and f.is_file()
+            ]
+            if not found:
+                raise DataError(
+                    Problem(
+                        f"the data directory holds no data files ({known}); add one or fix "
+                        "'data' in the settings",
+                        display_path(path),
+                    )
+                )
+            files.extend(found)
         elif path.is_file():
+            if path.suffix not in DATA_LOADERS:
+                raise DataError(
+                    Problem(
+                        f"not a data file makeflux reads (the name must end in {known}); "
+                        "rename it or fix 'data' in the settings",
+                        display_path(path),
+                    )
+                )
             files.append(path)
         else:
             raise DataError(
@@ -155,6 +281,17 @@ def load_file(path: Path) -> dict[str, Any]:
     """One data file as a mapping; unsupported suffixes are the caller's concern."""
     loader = DATA_LOADERS[path.suffix]
     try:
+        size = path.stat().st_size
+        if size > MAX_DATA_FILE_BYTES:
+            raise DataError(
+                Problem(
+                    f"{size / 1_000_000:.1f} MB; data files over "
+                    f"{MAX_DATA_FILE_BYTES // (1024 * 1024)} MiB are refused (reading one "
+                    "would take minutes); split it, or keep large content in files the "
+                    "templates read",
+                    display_path(path),
+                )
+            )
         return loader(path)
     except UnicodeDecodeError:
         raise DataError(
@@ -207,8 +344,6 @@ def load_data(
     origins: dict[str, Path] = {}
     files = collect_data_files(settings.data if data_files is None else data_files)
     for path in files:
-        if path.suffix not in DATA_LOADERS:
-            continue  # makejinja skips unsupported data files too
         loaded = load_file(path)
         values |= loaded
         for key in loaded:

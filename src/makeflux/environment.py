@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.ext
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.environment import load_extensions
 
@@ -144,6 +145,8 @@ def build_environment(
         ]
     )
     ws, internal = settings.whitespace, settings.internal
+    _use_import_paths(settings.import_paths)  # extensions may live there, as plugins do
+    _check_extensions(settings)
     try:
         env = MakefluxEnvironment(
             loader=loader,
@@ -160,7 +163,7 @@ def build_environment(
             bytecode_cache=bytecode_cache,
             enable_async=internal.enable_async,
         )
-    except (ImportError, AttributeError, ValueError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError, AssertionError) as exc:
         raise SettingsError(
             Problem(
                 f"cannot set up Jinja: {exc}; check 'extensions' and the delimiter table",
@@ -171,7 +174,6 @@ def build_environment(
     env.globals["env"] = os.environ
 
     _install_makejinja_shim()
-    _use_import_paths(settings.import_paths)
     plugins = [
         load_plugin(name, env, data, settings) for name in (*settings.plugins, *settings.loaders)
     ]
@@ -180,6 +182,33 @@ def build_environment(
         if hasattr(plugin, "path_filters"):
             path_filters.extend(plugin.path_filters())
     return JinjaSetup(env=env, plugins=plugins, path_filters=path_filters)
+
+
+def _check_extensions(settings: Settings) -> None:
+    """Every `extensions` entry must name a Jinja extension class (jinja2.ext.Extension)."""
+    problems = []
+    for name in settings.extensions:
+        try:
+            extension = jinja2.utils.import_string(name)
+        except Exception as exc:
+            problems.append(
+                Problem(
+                    f"extensions: cannot import '{name}': {exc}; check the name (e.g. "
+                    "'jinja2.ext.do') and 'import_paths'",
+                    _where(settings),
+                )
+            )
+            continue
+        if not (isinstance(extension, type) and issubclass(extension, jinja2.ext.Extension)):
+            problems.append(
+                Problem(
+                    f"extensions: '{name}' is not a Jinja extension (a subclass of "
+                    "jinja2.ext.Extension); remove it or name an extension class",
+                    _where(settings),
+                )
+            )
+    if problems:
+        raise SettingsError(problems)
 
 
 def load_plugin(name: str, env: jinja2.Environment, data: Mapping[str, Any], settings: Settings):

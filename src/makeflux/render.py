@@ -15,7 +15,7 @@ import jinja2
 
 from makeflux import cache, parallel
 from makeflux.environment import JinjaSetup, build_environment
-from makeflux.errors import Problem, TemplateError
+from makeflux.errors import Problem, SettingsError, TemplateError
 from makeflux.errors import display_path as _display
 from makeflux.manifest import digest_text
 from makeflux.settings import Settings
@@ -166,6 +166,7 @@ def render_tree(
     tree = RenderedTree(root=settings.output)
     problems: list[Problem] = []
     sources = discover_sources(settings, setup)
+    _refuse_missing_inputs(settings, sources)
     try:
         outcomes = render_templates(setup.env, [s for s in sources if s.is_template], settings)
     finally:
@@ -196,6 +197,33 @@ def render_tree(
     if settings.keep_empty:
         tree.dirs = discover_dirs(settings)
     return tree
+
+
+def _refuse_missing_inputs(settings: Settings, sources: list[SourceFile]) -> None:
+    """An input that does not exist, or inputs holding nothing to render, is a mistake: the
+    empty tree it would render looks to the pruner like every feature turned off."""
+    where = _display(settings.source) if settings.source else "settings"
+    missing = [p for p in settings.inputs if not p.exists()]
+    if missing:
+        raise SettingsError(
+            [
+                Problem(
+                    f"inputs: '{_display(p)}' does not exist; fix 'inputs' (relative to the "
+                    "settings file)",
+                    where,
+                )
+                for p in missing
+            ]
+        )
+    if not sources:
+        inputs = ", ".join(f"'{_display(p)}'" for p in settings.inputs) or "none"
+        raise SettingsError(
+            Problem(
+                f"no templates found in the inputs ({inputs}); check 'inputs', "
+                "'include_patterns' and 'exclude_patterns'",
+                where,
+            )
+        )
 
 
 def render_templates(

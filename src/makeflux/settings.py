@@ -212,9 +212,27 @@ def settings_from_table(
         lint=reader.mapping("lint"),
         rewritten_patterns=tuple(reader.str_list("rewritten_patterns", default=["*.sops.*"])),
     )
+    _check_delimiters(reader, settings.delimiter)
     reader.reject_unknown()
     reader.raise_problems()
     return settings
+
+
+def _check_delimiters(reader: _TableReader, delimiters: Delimiters) -> None:
+    """Delimiters Jinja cannot tell apart, refused here rather than by an assertion inside it."""
+    values = {f.name: getattr(delimiters, f.name) for f in fields(delimiters)}
+    for name, value in values.items():
+        if not value.strip():
+            reader.problem(f"[{reader.flavor}.delimiter] {name} is empty; give it a delimiter")
+    starts = ["block_start", "variable_start", "comment_start"]
+    for index, first in enumerate(starts):
+        for second in starts[index + 1 :]:
+            if values[first] and values[first] == values[second]:
+                reader.problem(
+                    f"[{reader.flavor}.delimiter] {first} and {second} are both "
+                    f"{values[first]!r}; Jinja needs the block, variable and comment start "
+                    "delimiters to differ"
+                )
 
 
 # makejinja keys that change nothing makeflux writes; accepted so existing files load.
