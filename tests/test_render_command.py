@@ -7,7 +7,14 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import REPO_ROOT, run_cli, run_subprocess
-from tests.test_sync_support import BASE_FILES, files_on_disk, make_project, out, render
+from tests.test_sync_support import (
+    BASE_FILES,
+    encrypt_secrets,
+    files_on_disk,
+    make_project,
+    out,
+    render,
+)
 
 # A kustomization pointing at a file that is not rendered: lint's kustomize-resource-missing.
 BROKEN_KUSTOMIZATION = "resources:\n  - app.yaml\n  - missing.yaml\n"
@@ -24,7 +31,10 @@ def test_render_as_a_process_prints_one_summary_line(tmp_path: Path) -> None:
     assert done.stdout == (
         "makeflux: 3 created, 0 updated, 0 deleted, 0 unchanged, 4 skipped (empty)\n"
     )
-    assert done.stderr == ""
+    assert done.stderr == (
+        "makeflux: 1 secret file(s) written in plaintext: encrypt them before committing "
+        "(sops --encrypt --in-place kubernetes/apps/secret.sops.yaml)\n"
+    )
     quiet = run_subprocess(["--quiet", "render"], project)
     assert quiet.returncode == 0 and quiet.stdout == ""
 
@@ -47,6 +57,7 @@ def test_check_includes_lint_errors(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     _break_lint(project)
     render(project, "--no-lint")
+    encrypt_secrets(project)
     result = run_cli(["check"], project)
     assert result.exit_code == 1  # in sync, but lint fails
     assert "makeflux: in sync (4 files)" in result.stdout

@@ -70,6 +70,11 @@ def render(project: Path, *args: str):
     return run_cli(["render", *args], project)
 
 
+def encrypt_secrets(project: Path) -> None:
+    """What `sops --encrypt --in-place` does to the rendered secret (check refuses plaintext)."""
+    (out(project) / "apps/secret.sops.yaml").write_text(ENCRYPTED_SECRET)
+
+
 def out(project: Path) -> Path:
     return project / "kubernetes"
 

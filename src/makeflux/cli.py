@@ -5,13 +5,17 @@ from __future__ import annotations
 import atexit
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from makeflux import __version__, cache, output
-from makeflux.errors import EXIT_BAD_INPUT, MakefluxError
+from makeflux.errors import EXIT_INTERNAL, MakefluxError, Problem
 
 # Command name → (module, attribute). A command's module is imported only when that command
 # runs (or for --help), so `makeflux render` does not pay for set's, docs' or explain's imports.
@@ -78,6 +82,35 @@ class LazyCommands(dict[str, click.Command]):
         return dict.items(self)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: stopped like Ctrl-C, so what was written is recorded."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM and SIGHUP interrupt it as Ctrl-C does (the manifest then
+    records the writes that completed) instead of killing the process mid-write."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        previous[signum] = signal.signal(signum, interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class MakefluxGroup(click.Group):
     """Turns user mistakes into one-line errors (exit 2) and hides tracebacks unless --debug."""
 
@@ -87,16 +120,20 @@ class MakefluxGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _stop_signals_interrupt():
+                return super().invoke(ctx)
         except MakefluxError as exc:
             if ctx.meta.get("makeflux.debug"):
                 raise
-            for line in exc.lines():
-                click.echo(line, err=True)
+            _report_error(ctx, exc.problems)
             ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if ctx.meta.get("makeflux.debug"):
                 raise
+            if isinstance(exc, Terminated):
+                name = signal.Signals(exc.signum).name
+                click.echo(f"makeflux: stopped by {name}", err=True)
+                ctx.exit(128 + exc.signum)
             click.echo("makeflux: interrupted", err=True)
             ctx.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -104,12 +141,24 @@ class MakefluxGroup(click.Group):
         except Exception as exc:
             if ctx.meta.get("makeflux.debug"):
                 raise
-            click.echo(
+            message = (
                 f"makeflux: internal error: {type(exc).__name__}: {exc} "
-                "(rerun with --debug for the traceback, and please report it)",
-                err=True,
+                "(rerun with --debug for the traceback, and please report it)"
             )
-            ctx.exit(EXIT_BAD_INPUT)
+            _report_error(ctx, [Problem(message)])
+            ctx.exit(EXIT_INTERNAL)
+
+
+def _report_error(ctx: click.Context, problems: list[Problem]) -> None:
+    """Every problem on stderr, one line each; with --format github or json also on stdout in
+    that format, so a CI run that reads only those shows the reason."""
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    fmt = ctx.meta.get("makeflux.format")
+    if fmt in ("github", "json"):
+        from makeflux import report
+
+        click.echo(report.problems_text(problems, fmt))
 
 
 @click.group(cls=MakefluxGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -127,7 +176,7 @@ class MakefluxGroup(click.Group):
 def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, no_cache: bool) -> None:
     """Render one cluster.yaml into a Flux-ready kubernetes/ tree.
 
-    Exit status: 0 ok, 1 changes/drift/findings, 2 bad input or usage.
+    Exit status: 0 ok, 1 changes/drift/findings, 2 bad input or usage, 3 internal error.
     Colour only on a terminal; NO_COLOR turns it off.
     Shell completion: eval "$(_MAKEFLUX_COMPLETE=bash_source makeflux)" (zsh_source, fish_source).
     """

@@ -10,6 +10,7 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_CHANGES = 1  # changes (plan --exit-code), drift (check), lint findings
 EXIT_BAD_INPUT = 2  # bad input or usage
+EXIT_INTERNAL = 3  # a bug in makeflux (or a plugin): never the user's input
 
 
 def display_path(path: Path | str, base: Path | None = None) -> str:

@@ -32,6 +32,12 @@ class Manifest:
 
     output: str  # the output directory, relative to the manifest's directory when below it
     files: Mapping[str, str] = field(default_factory=dict)
+    # What a render that was killed before it finished (kill -9, power loss) was writing, from
+    # its journal: content with these hashes is makeflux's too, not a hand edit.
+    pending: Mapping[str, str] = field(default_factory=dict)
+
+    def written_by_makeflux(self, relative: str, digest: str) -> bool:
+        return digest in (self.files.get(relative), self.pending.get(relative))
 
 
 def content_hash(content: bytes) -> str:
@@ -76,6 +82,34 @@ def output_label(manifest_file: Path, output: Path) -> str:
         return Path(os.path.relpath(output.resolve(), manifest_file.parent.resolve())).as_posix()
     except ValueError:  # another drive on Windows
         return output.resolve().as_posix()
+
+
+def journal_path(manifest_file: Path) -> Path:
+    """Where a render lists what it is about to write, until the manifest records it."""
+    return manifest_file.with_name(manifest_file.name + ".pending")
+
+
+def read_journal(manifest_file: Path) -> dict[str, str]:
+    """The paths and hashes an interrupted render was writing; {} when there is no journal.
+
+    An unreadable journal counts as none: it only ever widens what counts as makeflux's."""
+    try:
+        raw = json.loads(journal_path(manifest_file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    files = raw.get("files") if isinstance(raw, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {
+        relative: digest
+        for relative, digest in files.items()
+        if _safe_relative(relative) and isinstance(digest, str) and _valid_digest(digest)
+    }
+
+
+def render_journal(files: Mapping[str, str]) -> bytes:
+    document = {"makeflux_journal": MANIFEST_VERSION, "files": dict(sorted(files.items()))}
+    return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def read_manifest(path: Path) -> Manifest | None:

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from makeflux import output
+from makeflux.errors import Problem
 from makeflux.errors import display_path as display
 from makeflux.sync import CREATE, DELETE, ENCRYPTED, RECREATE, UNCHANGED, UPDATE, Plan
 
@@ -20,8 +21,16 @@ if TYPE_CHECKING:  # the lint package is heavy to import; plan and --no-lint nev
 
 CHECK_HINT = "run makeflux render and commit"
 
-_SYMBOLS = {CREATE: "+", RECREATE: "+", UPDATE: "~", DELETE: "-"}
-_COLOURS = {CREATE: "green", RECREATE: "green", UPDATE: "yellow", DELETE: "red"}
+LEFTOVER, PLAINTEXT = "leftover", "plaintext"  # check's findings beyond the rendered content
+_SYMBOLS = {CREATE: "+", RECREATE: "+", UPDATE: "~", DELETE: "-", LEFTOVER: "-", PLAINTEXT: "!"}
+_COLOURS = {
+    CREATE: "green",
+    RECREATE: "green",
+    UPDATE: "yellow",
+    DELETE: "red",
+    LEFTOVER: "red",
+    PLAINTEXT: "red",
+}
 _HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 
 
@@ -67,10 +76,45 @@ def recreated_lines(plan: Plan) -> list[str]:
     ]
 
 
+def secret_lines(plan: Plan) -> list[str]:
+    """The warning after a render that wrote sops files in plaintext."""
+    written = [display(plan.tree.root / p) for p in plan.secrets_written()]
+    if not written:
+        return []
+    return [
+        f"makeflux: {len(written)} secret file(s) written in plaintext: encrypt them before "
+        f"committing (sops --encrypt --in-place {' '.join(written)})"
+    ]
+
+
 def plan_changes(plan: Plan, *, for_check: bool = False, with_diff: bool = True) -> list[Change]:
-    """Every create/update/delete (and conflict) in the plan, sorted by path."""
+    """Every create/update/delete (and conflict) in the plan, sorted by path; for check also
+    leftovers of an interrupted render and secrets in plaintext."""
     changes: list[Change] = []
     root = plan.tree.root
+    if for_check:
+        for path in plan.leftovers:
+            changes.append(
+                Change(
+                    display(path),
+                    display(path, root),
+                    LEFTOVER,
+                    "left by an interrupted render; makeflux render removes it",
+                )
+            )
+        for relative in plan.plaintext_secrets:
+            if relative in plan.actions and plan.actions[relative] != UNCHANGED:
+                continue  # already listed as drift
+            command = f"sops --encrypt --in-place {display(root / relative)}"
+            changes.append(
+                Change(
+                    display(root / relative),
+                    relative,
+                    PLAINTEXT,
+                    f"a secret in plaintext (no sops metadata); encrypt it before committing: "
+                    f"{command}",
+                )
+            )
     for relative in plan.paths(CREATE, RECREATE, UPDATE, DELETE):
         action = plan.actions[relative]
         if for_check and action == UPDATE and plan.unverifiable(relative):
@@ -248,6 +292,9 @@ def check_github(plan: Plan) -> list[str]:
         elif change.action == DELETE:
             file, line = change.path, 1
             message = f"{change.path} is no longer rendered and should be deleted; {CHECK_HINT}"
+        elif change.action in (LEFTOVER, PLAINTEXT):
+            file, line = change.path, 1
+            message = f"{change.path}: {change.note}"
         else:
             file, line = change.path, first_changed_line(change)
             detail = f" ({change.note})" if change.note else ""
@@ -256,6 +303,32 @@ def check_github(plan: Plan) -> list[str]:
     if not lines:
         lines.append(f"makeflux: in sync ({len(plan.tree.files)} files)")
     return lines
+
+
+def problems_text(problems: list[Problem], fmt: str) -> str:
+    """Bad input as GitHub annotations (`::error file=…,line=…::`) or one JSON object."""
+    if fmt == "json":
+        errors = [
+            {
+                "message": p.message,
+                **({"path": p.path} if p.path is not None else {}),
+                **({"line": p.line} if p.line is not None else {}),
+                **({"column": p.column} if p.column is not None else {}),
+            }
+            for p in problems
+        ]
+        return json.dumps({"error": errors}, indent=2, ensure_ascii=False)
+    lines = []
+    for p in problems:
+        where = ""
+        if p.path is not None:
+            where = f" file={_gh_property(p.path)}"
+            if p.line is not None:
+                where += f",line={p.line}"
+                if p.column is not None:
+                    where += f",col={p.column}"
+        lines.append(f"::error{where}::{_gh_data(p.message)}")
+    return "\n".join(lines)
 
 
 def echo(message: str, *, err: bool = False, colour: bool | None = None) -> None:

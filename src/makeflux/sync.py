@@ -1,34 +1,46 @@
 """RenderedTree vs disk + manifest → Plan; apply it safely. The only module writing the output tree.
 
 Safety rules (see README: Plan, check and prune):
+- only paths inside the Boundary (boundary.py) are ever written or deleted, and never through a
+  symlinked directory;
 - a path is deleted only when the manifest says makeflux generated it and the disk still holds
-  what makeflux wrote there (or with --force);
+  what makeflux wrote there; --force never deletes a file whose content changed;
 - a file is overwritten only when makeflux wrote it and nobody edited it since, or when its content
-  already matches, or with --force;
-- files matching `rewritten_patterns` (sops) are expected to differ and skip the guard;
-- a failed or interrupted apply leaves each file old or new, and a manifest that says so.
+  already matches, or with --force; an overwrite keeps the file's mode and owner;
+- files matching `rewritten_patterns` (sops) are expected to differ and skip the guard, and are
+  written readable by their owner only while they hold plaintext;
+- a failed, interrupted or killed apply leaves each file old or new, and a manifest (or, after
+  kill -9, a journal) that says which.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import shutil
+import signal
 import stat
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from makeflux.boundary import Boundary, boundary_for, inside
 from makeflux.errors import MakefluxError, Problem
 from makeflux.errors import display_path as _display
+from makeflux.lock import lock_path
 from makeflux.manifest import (
     Manifest,
     ManifestError,
     content_hash,
+    journal_path,
     manifest_path,
     output_label,
+    read_journal,
     read_manifest,
+    render_journal,
     render_manifest,
 )
 from makeflux.pipeline import Run
@@ -57,6 +69,10 @@ class HandEditError(MakefluxError):
     """render would overwrite or delete files makeflux did not write (or no longer wrote)."""
 
 
+class MassPruneError(MakefluxError):
+    """render or check would delete most of what makeflux generated: more likely lost input."""
+
+
 @dataclass(frozen=True)
 class Conflict:
     """A path render refuses to touch without --force, and why."""
@@ -77,6 +93,11 @@ class Plan:
     previous: Manifest | None = None  # the manifest this plan was made against
     manifest_file: Path | None = None  # where the new manifest goes (None: not kept this run)
     notes: list[str] = field(default_factory=list)  # things the user should know, one per line
+    # Temp files and a journal that an interrupted render left behind: render removes them.
+    leftovers: list[Path] = field(default_factory=list)
+    # Files matching rewritten_patterns that hold plaintext on disk (filled in by check).
+    plaintext_secrets: list[str] = field(default_factory=list)
+    rewritten_patterns: tuple[str, ...] = DEFAULT_REWRITTEN_PATTERNS
 
     def paths(self, *actions: str) -> list[str]:
         return sorted(p for p, a in self.actions.items() if a in actions)
@@ -91,6 +112,21 @@ class Plan:
         """Encrypted on disk with no manifest hash: whether its plaintext changed is unknowable."""
         known = self.previous.files if self.previous else {}
         return relative in self.encrypted_on_disk and relative not in known
+
+    @property
+    def mass_prune(self) -> bool:
+        """True when this plan deletes more than half of what makeflux generated."""
+        generated = len(self.previous.files) if self.previous else 0
+        deleted = len(self.paths(DELETE))
+        return deleted > 0 and deleted * 2 > generated
+
+    def secrets_written(self) -> list[str]:
+        """Rewritten (sops) files this plan writes in plaintext."""
+        return [
+            p
+            for p in self.paths(CREATE, RECREATE, UPDATE)
+            if is_rewritten(p, self.rewritten_patterns)
+        ]
 
     def manifest_label(self) -> str:
         if self.manifest_file is None:
@@ -135,23 +171,49 @@ def is_encrypted(content: bytes) -> bool:
     return _SOPS_MARKERS.search(content) is not None
 
 
+def plaintext_secrets(root: Path, patterns: Iterable[str]) -> list[str]:
+    """Files under `root` matching `patterns` (sops secrets) that hold no sops metadata.
+
+    Hidden files and directories are passed over (`.sops.yaml` is sops' configuration, `.git`
+    its history), and links are not followed."""
+    patterns = tuple(patterns)
+    found: list[str] = []
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        base = Path(directory)
+        prefix = base.relative_to(root).as_posix()
+        for name in filenames:
+            relative = name if prefix == "." else f"{prefix}/{name}"
+            if name.startswith(".") or not is_rewritten(relative, patterns):
+                continue
+            content = _read(base / name)
+            if content is not None and not is_encrypted(content):
+                found.append(relative)
+    return sorted(found)
+
+
 def load_previous(
     settings: Settings,
     *,
     force: bool = False,
+    boundary: Boundary | None = None,
 ) -> tuple[Manifest | None, Path | None, list[str]]:
     """The manifest that applies to this run's output, where the next one goes, and notes.
 
-    A corrupt manifest stops the run (ManifestError) unless `force`: then it is treated as absent,
-    so nothing is pruned, and rebuilt. When the configured output moved, the old tree is left
-    alone and a new manifest is started. (`-o DIR` gets its own manifest in DIR: pipeline.load.)
+    A corrupt manifest, or one naming a path outside the Boundary, stops the run (ManifestError)
+    unless `force`: then it is treated as absent, so nothing is pruned, and rebuilt. When the
+    configured output moved, the old tree is left alone and a new manifest is started. (`-o DIR`
+    gets its own manifest in DIR: pipeline.load.) A journal left by a killed render is read in.
     """
     notes: list[str] = []
     if not settings.keep_manifest:
         return None, None, notes
     path = manifest_path(settings)
+    boundary = boundary or boundary_for(settings)
     try:
         previous = read_manifest(path)
+        if previous is not None:
+            _check_entries(previous, path, boundary)
     except ManifestError:
         if not force:
             raise
@@ -165,7 +227,33 @@ def load_previous(
             f"'{previous.output}' are no longer tracked (delete them yourself if unused)"
         )
         return None, path, notes
+    pending = {
+        relative: digest
+        for relative, digest in read_journal(path).items()
+        if boundary.refusal(relative) is None
+    }
+    if pending:
+        previous = Manifest(label, previous.files if previous else {}, pending)
     return previous, path, notes
+
+
+def _check_entries(manifest: Manifest, path: Path, boundary: Boundary) -> None:
+    """Refuse a manifest naming anything makeflux could not have generated (.git/, the settings,
+    a template ...): merged or crafted, it must never steer the pruner there."""
+    problems = []
+    for relative in sorted(manifest.files):
+        reason = boundary.refusal(relative)
+        if reason is not None:
+            problems.append(
+                Problem(
+                    f"the manifest lists '{relative}', which {reason}; makeflux never generates "
+                    "or deletes it. Remove that entry (or restore the manifest from git); "
+                    "nothing was changed",
+                    _display(path),
+                )
+            )
+    if problems:
+        raise ManifestError(problems)
 
 
 def make_plan(
@@ -176,40 +264,42 @@ def make_plan(
     rewritten_patterns: Iterable[str] = DEFAULT_REWRITTEN_PATTERNS,
     force: bool = False,
     force_unmanaged: bool = False,
+    keep_edited: bool = False,
+    boundary: Boundary | None = None,
 ) -> Plan:
     """Compare the rendered tree with the disk and the previous manifest; decide every path.
 
-    `force` allows overwriting/deleting hand-edited files; `force_unmanaged` (makejinja's
-    `force = true`) allows overwriting files the manifest does not list.
+    `force` allows overwriting hand-edited files; `force_unmanaged` (makejinja's `force = true`)
+    allows overwriting files the manifest does not list. A file no longer rendered whose
+    content changed is never deleted: a conflict, or with `keep_edited` (render --force) kept
+    and left out of the manifest, with a note.
     """
     patterns = tuple(rewritten_patterns)
-    known = dict(previous.files) if previous else {}
-    plan = Plan(tree, previous=previous, manifest_file=manifest_file)
-    root = tree.root
-    for relative in sorted(known):
+    plan = Plan(tree, previous=previous, manifest_file=manifest_file, rewritten_patterns=patterns)
+    boundary = boundary or Boundary(Path(os.path.realpath(tree.root)))
+    disk = _Disk(tree.root)
+    known = previous or Manifest("")
+    for relative in sorted({*known.files, *known.pending}):
         if relative not in tree.files:
-            _plan_prune(plan, relative, known[relative], patterns, force)
+            _plan_prune(plan, relative, known, disk, keep_edited)
     pruned = set(plan.paths(DELETE))
-    directories: set[str] = set()  # parents already seen to be directories
     for relative in sorted(tree.files):
-        target = root / relative
-        blocker = _blocking_ancestor(root, relative, pruned, directories)
-        if blocker is not None:
+        target = tree.root / relative
+        refusal = boundary.refusal(relative)
+        if refusal is not None:
             plan.conflicts.append(
                 Conflict(
                     relative,
-                    f"'{blocker}' is a file, not a directory; move it out of the way",
+                    f"a template renders here, but this path {refusal}; rename the template",
                     forceable=False,
                 )
             )
             continue
-        # One lstat per file answers what used to take several is_*/exists calls.
-        try:
-            status: os.stat_result | None = os.lstat(target)
-        except OSError as exc:
-            if exc.errno not in _MISSING_ERRNOS:
-                raise  # e.g. permission denied: as pathlib's exists() would
-            status = None
+        blocker = disk.blocking_ancestor(relative, pruned)
+        if blocker is not None:
+            plan.conflicts.append(Conflict(relative, blocker, forceable=False))
+            continue
+        status = disk.lstat(relative)
         if status is not None and (stat.S_ISLNK(status.st_mode) or stat.S_ISDIR(status.st_mode)):
             kind = "symlink" if stat.S_ISLNK(status.st_mode) else "directory"
             plan.conflicts.append(
@@ -217,7 +307,7 @@ def make_plan(
             )
             continue
         if status is None:
-            plan.actions[relative] = RECREATE if relative in known else CREATE
+            plan.actions[relative] = RECREATE if relative in known.files else CREATE
             continue
         if tree_file_matches(tree, relative, status):
             plan.actions[relative] = UNCHANGED
@@ -227,20 +317,17 @@ def make_plan(
             if on_disk is not None and is_encrypted(on_disk):
                 plan.encrypted_on_disk.add(relative)
                 # Same plaintext as last render: keep the ciphertext instead of churning it.
-                if known.get(relative) == tree.files.digest(relative):
+                if known.files.get(relative) == tree.files.digest(relative):
                     plan.actions[relative] = ENCRYPTED
                     continue
             plan.actions[relative] = UPDATE
             continue
-        if relative in known:
-            on_disk = _read(target)
-            if force or (on_disk is not None and content_hash(on_disk) == known[relative]):
-                plan.actions[relative] = UPDATE
-            else:
-                plan.conflicts.append(Conflict(relative, "edited by hand since makeflux wrote it"))
-            continue
-        if force or force_unmanaged:
+        on_disk = _read(target)
+        ours = on_disk is not None and known.written_by_makeflux(relative, content_hash(on_disk))
+        if ours or force or (force_unmanaged and relative not in known.files):
             plan.actions[relative] = UPDATE
+        elif relative in known.files:
+            plan.conflicts.append(Conflict(relative, "edited by hand since makeflux wrote it"))
         else:
             plan.conflicts.append(
                 Conflict(
@@ -248,6 +335,7 @@ def make_plan(
                     "not written by makeflux (not in the manifest) and its content differs",
                 )
             )
+    plan.leftovers = _leftovers(plan, disk)
     return plan
 
 
@@ -257,6 +345,7 @@ def plan_for(
     *,
     force: bool = False,
     ignore_guard: bool = False,
+    boundary: Boundary | None = None,
 ) -> Plan:
     """make_plan with this run's manifest and settings.
 
@@ -264,7 +353,8 @@ def plan_for(
     files outside the manifest. `ignore_guard` (check) plans as if forced but still refuses a
     corrupt manifest: drift is drift, whoever caused it.
     """
-    previous, path, notes = load_previous(settings, force=force)
+    boundary = boundary or boundary_for(settings)
+    previous, path, notes = load_previous(settings, force=force, boundary=boundary)
     plan = make_plan(
         tree,
         previous,
@@ -272,29 +362,82 @@ def plan_for(
         rewritten_patterns=settings.rewritten_patterns,
         force=force or ignore_guard,
         force_unmanaged=force or ignore_guard or settings.force,
+        keep_edited=force and not ignore_guard,
+        boundary=boundary,
     )
     plan.notes[:0] = notes
     return plan
 
 
 def plan_run(run: Run, *, force: bool = False, ignore_guard: bool = False) -> Plan:
-    """plan_for a pipeline Run."""
+    """plan_for a pipeline Run, within the Boundary of everything that run read."""
     assert run.tree is not None, "render the run first"
-    return plan_for(run.tree, run.settings, force=force, ignore_guard=ignore_guard)
+    return plan_for(
+        run.tree,
+        run.settings,
+        force=force,
+        ignore_guard=ignore_guard,
+        boundary=run_boundary(run),
+    )
 
 
-def _plan_prune(
-    plan: Plan, relative: str, recorded: str, patterns: tuple[str, ...], force: bool
-) -> None:
-    target = plan.tree.root / relative
-    if target.is_symlink() or not target.is_file():
-        return  # already gone (or replaced by something makeflux never wrote): nothing to prune
-    if force or is_rewritten(relative, patterns):
-        plan.actions[relative] = DELETE
+def run_boundary(run: Run) -> Boundary:
+    """The Boundary of a run: its settings, the data files it read and its plugins' sources."""
+    settings = run.settings
+    extra: dict[Path, str] = {}
+    if settings.keep_manifest:
+        manifest = manifest_path(settings)
+        extra[manifest] = f"the manifest {_display(manifest)}"
+        extra[journal_path(manifest)] = "the manifest's journal"
+        extra[lock_path(settings)] = "the lock file"
+    plugins = run.setup.plugins if run.setup is not None else ()
+    return boundary_for(settings, run.data.files, plugins, extra)
+
+
+def check_mass_prune(plan: Plan, *, allowed: bool) -> None:
+    """Stop a run that would delete more than half of what makeflux generated, unless allowed.
+
+    Input that silently reads as empty (a mistyped input directory, a data file holding `~`)
+    looks exactly like this, and Flux would prune the apps on the next push."""
+    if not plan.mass_prune or allowed:
         return
-    on_disk = _read(target)
-    if on_disk is not None and content_hash(on_disk) == recorded:
+    generated = len(plan.previous.files) if plan.previous else 0
+    deleted = len(plan.paths(DELETE))
+    raise MassPruneError(
+        f"makeflux: nothing written: this would delete {deleted} of the {generated} files "
+        "makeflux generated (more than half). Check 'inputs' and the data files; if turning "
+        "that much off is what you meant, rerun with --allow-mass-prune"
+    )
+
+
+def _plan_prune(plan: Plan, relative: str, known: Manifest, disk: _Disk, keep_edited: bool) -> None:
+    linked = disk.linked_ancestor(relative)
+    if linked is not None:
+        plan.conflicts.append(
+            Conflict(
+                relative,
+                f"no longer rendered, but '{linked}' is a symlinked directory; makeflux never "
+                "deletes through a link: remove the link or delete the file yourself",
+                forceable=False,
+            )
+        )
+        return
+    status = disk.lstat(relative)
+    if status is None or not stat.S_ISREG(status.st_mode):
+        return  # already gone (or replaced by something makeflux never wrote): nothing to prune
+    on_disk = _read(plan.tree.root / relative)
+    if on_disk is None:
+        return
+    if known.written_by_makeflux(relative, content_hash(on_disk)) or (
+        is_rewritten(relative, plan.rewritten_patterns) and is_encrypted(on_disk)
+    ):
         plan.actions[relative] = DELETE
+    elif keep_edited:
+        plan.notes.append(
+            f"makeflux: kept {_display(plan.tree.root / relative)}: no longer rendered, but "
+            "edited since makeflux wrote it (--force never deletes a changed file); it is no "
+            "longer tracked, delete it yourself if unused"
+        )
     else:
         plan.conflicts.append(
             Conflict(
@@ -310,25 +453,108 @@ def _plan_prune(
 _MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
-def _blocking_ancestor(
-    root: Path, relative: str, pruned: set[str], directories: set[str]
-) -> str | None:
-    """A parent of `relative` that is a file (and not about to be pruned), if any.
+class _Disk:
+    """The output tree as lstat sees it, each directory looked at once, links never followed."""
 
-    `directories` remembers parents seen to be directories, so each is checked once."""
-    parts = relative.split("/")[:-1]
-    for depth in range(1, len(parts) + 1):
-        parent = "/".join(parts[:depth])
-        if parent in directories:
-            continue
-        candidate = root / parent
-        if candidate.is_dir():
-            directories.add(parent)
-            continue
-        if candidate.exists() or candidate.is_symlink():
-            return None if parent in pruned else parent
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.kinds: dict[str, str] = {}  # relative directory → "dir", "link", "file", "missing"
+
+    def lstat(self, relative: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.root / relative)
+        except OSError as exc:
+            if exc.errno not in _MISSING_ERRNOS:
+                raise  # e.g. permission denied: as pathlib's exists() would
+            return None
+
+    def kind(self, directory: str) -> str:
+        kind = self.kinds.get(directory)
+        if kind is None:
+            status = self.lstat(directory)
+            if status is None:
+                kind = "missing"
+            elif stat.S_ISDIR(status.st_mode):
+                kind = "dir"
+            elif stat.S_ISLNK(status.st_mode):
+                kind = "link"
+            else:
+                kind = "file"
+            self.kinds[directory] = kind
+        return kind
+
+    def parents(self, relative: str) -> list[str]:
+        parts = relative.split("/")[:-1]
+        return ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+
+    def linked_ancestor(self, relative: str) -> str | None:
+        """The first directory on the way to `relative` that is a symlink, if any."""
+        for parent in self.parents(relative):
+            kind = self.kind(parent)
+            if kind == "link":
+                return parent
+            if kind != "dir":
+                return None
         return None
-    return None
+
+    def blocking_ancestor(self, relative: str, pruned: set[str]) -> str | None:
+        """Why a parent of `relative` stops it being written (a symlink, or a file not about to
+        be pruned); None when every parent is a directory or does not exist yet."""
+        for parent in self.parents(relative):
+            kind = self.kind(parent)
+            if kind == "dir":
+                continue
+            if kind == "link":
+                return (
+                    f"'{parent}' is a symlinked directory; makeflux never writes through a link "
+                    "(replace it with a real directory)"
+                )
+            if kind == "file" and parent not in pruned:
+                return f"'{parent}' is a file, not a directory; move it out of the way"
+            return None
+        return None
+
+    def directory_entries(self, directory: str) -> list[str]:
+        if directory and any(self.kind(p) != "dir" for p in [*self.parents(directory + "/x")]):
+            return []
+        try:
+            return os.listdir(self.root / directory if directory else self.root)
+        except OSError:
+            return []
+
+
+# A temp file write_atomic makes: `.NAME.PID.tmp` beside NAME.
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.\d+\.tmp$")
+
+
+def _leftovers(plan: Plan, disk: _Disk) -> list[Path]:
+    """Temp files of makeflux's own writes that a killed render left, and its journal.
+
+    Only `.NAME.PID.tmp` beside a NAME that makeflux writes there counts: a user's own temp
+    files are none of makeflux's business."""
+    names_by_dir: dict[str, set[str]] = {}
+    known = plan.previous.files if plan.previous else {}
+    for relative in (*plan.tree.files, *known):
+        directory, _, name = relative.rpartition("/")
+        names_by_dir.setdefault(directory, set()).add(name)
+    found: list[Path] = []
+    for directory, names in sorted(names_by_dir.items()):
+        for entry in disk.directory_entries(directory):
+            match = _TEMP_NAME.match(entry)
+            if match and match["name"] in names:
+                found.append(plan.tree.root / directory / entry)
+    if plan.manifest_file is not None:
+        journal = journal_path(plan.manifest_file)
+        own = {plan.manifest_file.name, journal.name}
+        try:
+            entries = os.listdir(plan.manifest_file.parent)
+        except OSError:
+            entries = []
+        for entry in entries:
+            match = _TEMP_NAME.match(entry)
+            if (match and match["name"] in own) or entry == journal.name:
+                found.append(plan.manifest_file.parent / entry)
+    return sorted(set(found))
 
 
 def _read(path: Path) -> bytes | None:
@@ -365,60 +591,107 @@ def write_atomic(
     content: bytes,
     stat_source: Path | None = None,
     known_dirs: set[Path] | None = None,
+    *,
+    private: bool = False,
 ) -> None:
     """Replace `target` by a fully written temp file in the same directory (rename is atomic).
 
-    `known_dirs` remembers directories that exist, sparing a mkdir per file on big trees.
+    The new file keeps the mode and owner of the one it replaces (or, with `stat_source`,
+    takes that file's mode and times); `private` makes it readable by its owner only (a
+    plaintext secret). `known_dirs` remembers directories that exist, sparing a mkdir per file.
     """
     parent = target.parent
     if known_dirs is None or parent not in known_dirs:
         parent.mkdir(parents=True, exist_ok=True)
         if known_dirs is not None:
             known_dirs.add(parent)
+    try:
+        existing: os.stat_result | None = os.lstat(target)
+    except OSError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        existing = None
     tmp = parent / f".{target.name}.{os.getpid()}.tmp"
     try:
         # 0o666 through the umask: the mode an ordinary write gives a new file.
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(tmp, flags, 0o666)
+        fd = os.open(tmp, flags, 0o600 if private else 0o666)
         with os.fdopen(fd, "wb") as fp:
+            if existing is not None:
+                _keep_owner_and_mode(fp.fileno(), existing, private)
+            elif private:
+                os.fchmod(fp.fileno(), 0o600)
             fp.write(content)
         if stat_source is not None:
             shutil.copystat(stat_source, tmp)
+            if private:
+                os.chmod(tmp, 0o600)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
+def _keep_owner_and_mode(fd: int, existing: os.stat_result, private: bool) -> None:
+    mode = 0o600 if private else stat.S_IMODE(existing.st_mode)
+    if existing.st_uid != os.geteuid() or existing.st_gid != os.getegid():
+        # Only root may give a file away; otherwise it belongs to whoever rendered it.
+        with contextlib.suppress(OSError):
+            os.fchown(fd, existing.st_uid, existing.st_gid)
+    os.fchmod(fd, mode)  # after chown, which clears setuid/setgid bits
+
+
 def apply_plan(plan: Plan) -> None:
     """Prune, write every created/updated file, then the manifest. Unchanged files are not touched.
 
-    Refuses (HandEditError) when the plan has conflicts. If a write fails or is interrupted, the
+    Refuses (HandEditError) when the plan has conflicts. Before the first change a journal
+    lists what is about to be written, so even a render killed outright (kill -9) leaves
+    nothing the next one mistakes for a hand edit. If a write fails or is interrupted, the
     manifest is updated with exactly the operations that completed, so it still describes the
     disk, and the error propagates (a WriteError for OSError); the next render converges.
     """
     check_conflicts(plan)
     tree = plan.tree
     recorded: dict[str, str] = dict(plan.previous.files) if plan.previous else {}
+    journal = journal_path(plan.manifest_file) if plan.manifest_file else None
+    for leftover in plan.leftovers:
+        if leftover != journal:
+            leftover.unlink(missing_ok=True)
+    writes = [p for p in plan.paths(CREATE, RECREATE, UPDATE) if p in tree.files]
+    if journal is not None and (writes or plan.paths(DELETE)):
+        pending = {p: tree.files.digest(p) for p in writes}
+        try:
+            # Written in place: a torn journal reads as none, which only protects more.
+            journal.write_bytes(render_journal(pending))
+        except OSError as exc:
+            raise WriteError(
+                Problem(
+                    f"cannot write: {exc.strerror or exc}; nothing was written. Fix the cause "
+                    "and rerun makeflux render",
+                    _display(journal),
+                )
+            ) from exc
+    root_real = os.path.realpath(tree.root)
     current = ""
     try:
         for relative in plan.paths(DELETE):
             current = relative
-            (tree.root / relative).unlink(missing_ok=True)
+            target = tree.root / relative
+            _stay_inside(root_real, target)
+            target.unlink(missing_ok=True)
             recorded.pop(relative, None)
         _remove_empty_parents(tree.root, plan.paths(DELETE), keep=tree.dirs)
-        writes: list[str] = []
-        for relative in sorted(plan.actions):
-            if relative not in tree.files:
-                continue
-            if plan.actions[relative] in (CREATE, RECREATE, UPDATE):
-                writes.append(relative)
-            else:
-                recorded[relative] = tree.files.digest(relative)
-        _write_files(tree, writes, recorded)
+        for relative in plan.paths(UNCHANGED, ENCRYPTED):
+            recorded[relative] = tree.files.digest(relative)
+        _write_files(plan, writes, recorded, root_real)
         for relative in sorted(tree.dirs):
             current = relative
+            _stay_inside(root_real, tree.root / relative)
             (tree.root / relative).mkdir(parents=True, exist_ok=True)
+        current = ""
+        # Inside the `try`: a signal landing before the manifest write defers it is still
+        # caught below, and the manifest records what the disk holds.
+        _write_final_manifest(plan)
     except _WritesStopped as stopped:
         for relative in stopped.failed:
             _settle(plan, relative, recorded)
@@ -431,10 +704,16 @@ def apply_plan(plan: Plan) -> None:
         _settle(plan, current, recorded)
         _write_manifest(plan, recorded, partial=True)
         raise WriteError(_write_problem(tree, current, exc)) from exc
+    except WriteError:
+        raise  # the final manifest could not be written; every file was
     except BaseException:
         _settle(plan, current, recorded)
         _write_manifest(plan, recorded, partial=True)
         raise
+
+
+def _write_final_manifest(plan: Plan) -> None:
+    tree = plan.tree
     try:
         _write_manifest(plan, {p: tree.files.digest(p) for p in tree.files}, partial=False)
     except OSError as exc:
@@ -446,6 +725,17 @@ def apply_plan(plan: Plan) -> None:
                 _display(plan.manifest_file),
             )
         ) from exc
+
+
+class _Escape(OSError):
+    """A path that, with links followed, leaves the output directory (a link made mid-run)."""
+
+
+def _stay_inside(root_real: str, path: Path) -> None:
+    if not inside(root_real, path.parent):
+        raise _Escape(
+            errno.EXDEV, "a symlinked directory leads outside the output; nothing is written there"
+        )
 
 
 def _write_problem(tree: RenderedTree, relative: str, exc: OSError) -> Problem:
@@ -471,12 +761,14 @@ class _WritesStopped(Exception):
         self.failed, self.error = failed, error
 
 
-def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]) -> None:
+def _write_files(plan: Plan, writes: list[str], recorded: dict[str, str], root_real: str) -> None:
     """Write each path of `writes` and record its hash once written.
 
     Raises _WritesStopped once no write is in flight any more, so `recorded` lists exactly the
     writes that completed.
     """
+    tree = plan.tree
+    secrets = set(plan.secrets_written())
     known_dirs: set[Path] = set()
     # Each directory once, parents first: cheaper than trying them again for every file.
     first_write_in: dict[Path, str] = {}
@@ -484,6 +776,7 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
         first_write_in.setdefault((tree.root / relative).parent, relative)
     for directory in sorted(first_write_in):
         try:
+            _stay_inside(root_real, directory / "x")
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _WritesStopped([first_write_in[directory]], exc) from exc
@@ -492,7 +785,13 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
     def write(relative: str) -> str:
         source = tree.sources.get(relative) if relative in tree.copy_stat else None
         stat_source = source.path if source else None
-        write_atomic(tree.root / relative, tree.files[relative], stat_source, known_dirs)
+        write_atomic(
+            tree.root / relative,
+            tree.files[relative],
+            stat_source,
+            known_dirs,
+            private=relative in secrets,
+        )
         return tree.files.digest(relative)
 
     if len(writes) < PARALLEL_WRITES_FROM:
@@ -504,40 +803,46 @@ def _write_files(tree: RenderedTree, writes: list[str], recorded: dict[str, str]
         return
     # Plain threads taking paths from one iterator: a Future per file (a lock and a condition
     # each) cost ~1 KB apiece, 10 MB on a tree of ten thousand files.
-    import threading
-
     pending = iter(writes)
     take = threading.Lock()
     stop = threading.Event()
     failed: dict[str, BaseException] = {}
 
-    def drain() -> None:
-        while not stop.is_set():
-            with take:
-                relative = next(pending, None)
-            if relative is None:
-                return
-            try:
-                recorded[relative] = write(relative)  # a dict item set is atomic under the GIL
-            except BaseException as exc:  # recorded; the other writes go on, as one by one
-                failed[relative] = exc
+    def drain(finished: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                with take:
+                    relative = next(pending, None)
+                if relative is None:
+                    return
+                try:
+                    recorded[relative] = write(relative)  # a dict item set is atomic (GIL)
+                except BaseException as exc:  # recorded; the other writes go on, as one by one
+                    failed[relative] = exc
+        finally:
+            finished.set()
 
-    threads = [
-        threading.Thread(target=drain, name=f"makeflux-write-{n}", daemon=True)
-        for n in range(WRITE_THREADS)
-    ]
+    finished = [threading.Event() for _ in range(WRITE_THREADS)]
     interrupted: BaseException | None = None
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    except BaseException as exc:  # Ctrl-C while waiting: finish what is in flight, start nothing
+        # Started with stop signals blocked: every worker starts, and inherits the mask.
+        with _stop_signals_deferred():
+            for n, done in enumerate(finished):
+                threading.Thread(
+                    target=drain, args=(done,), name=f"makeflux-write-{n}", daemon=True
+                ).start()
+    except BaseException as exc:  # a signal held back during the start
         interrupted = exc
         stop.set()
-        for thread in threads:
-            if thread.is_alive():
-                thread.join()
+    # Waited for on events, not Thread.join: a join that Ctrl-C interrupts can mark a thread
+    # still writing as stopped (CPython 3.11, bpo-45274), and the manifest would then miss it.
+    for done in finished:
+        while not done.is_set():
+            try:
+                done.wait()
+            except BaseException as exc:  # Ctrl-C: finish what is in flight, start nothing
+                interrupted = interrupted or exc
+                stop.set()
     if interrupted is not None:
         raise _WritesStopped(sorted(failed), interrupted)
     if failed:
@@ -553,20 +858,43 @@ def _settle(plan: Plan, relative: str, recorded: dict[str, str]) -> None:
 
 
 def _write_manifest(plan: Plan, files: Mapping[str, str], *, partial: bool) -> None:
-    """Write the manifest only when its bytes change (no churn). A partial write may not fail."""
+    """Write the manifest only when its bytes change (no churn). A partial write may not fail.
+
+    Ctrl-C, SIGTERM and SIGHUP wait until it is written: stopped halfway, the manifest would
+    no longer say what is on disk (the signal is acted on right after)."""
     if plan.manifest_file is None:
         return
     manifest = Manifest(plan.manifest_label(), dict(files))
     content = render_manifest(manifest)
-    if file_matches(plan.manifest_file, content):
+    with _stop_signals_deferred():
+        try:
+            if not file_matches(plan.manifest_file, content):
+                write_atomic(plan.manifest_file, content)
+        except BaseException:
+            if not partial:
+                raise
+            # The write failure is what the user must see; the old manifest and the journal
+            # still let the next render converge (files equal to what was being written are
+            # makeflux's).
+            return
+        # The manifest now says what is on disk: the journal has done its job.
+        journal_path(plan.manifest_file).unlink(missing_ok=True)
+
+
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+@contextlib.contextmanager
+def _stop_signals_deferred() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP back for the `with` block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        write_atomic(plan.manifest_file, content)
-    except BaseException:
-        if not partial:
-            raise
-        # The write failure is what the user must see; the old manifest still lets the next
-        # render converge (files already equal to the output are adopted, not blocked).
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _remove_empty_parents(root: Path, deleted: Iterable[str], keep: Iterable[str]) -> None:

@@ -7,7 +7,12 @@ from pathlib import Path
 import click
 
 from makeflux import pipeline, report, sync
-from makeflux.commands.common import pipeline_options, run_options
+from makeflux.commands.common import (
+    allow_mass_prune_option,
+    pipeline_options,
+    remember_format,
+    run_options,
+)
 from makeflux.errors import EXIT_CHANGES
 
 
@@ -19,9 +24,11 @@ from makeflux.errors import EXIT_CHANGES
     type=click.Choice(["text", "github", "json"]),
     default="text",
     show_default=True,
+    callback=remember_format,
     help="github: ::error annotations for GitHub Actions; json: for tools.",
 )
 @click.option("--no-lint", is_flag=True, help="Skip the lint checks of the rendered tree.")
+@allow_mass_prune_option
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -31,15 +38,20 @@ def check(
     output: Path | None,
     output_format: str,
     no_lint: bool,
+    allow_mass_prune: bool,
 ) -> None:
     """Exit 0 when the files on disk are what the templates render, 1 on drift (or lint
-    errors), 2 on bad input. Writes nothing."""
+    errors, or a secret file in plaintext), 2 on bad input. Writes nothing."""
     options = run_options(config, overrides, data_files, output)
     run = pipeline.lint(pipeline.build(options), enabled=not no_lint)
     findings = run.findings
     lint_failed = bool(findings) and report.lint_exit_status(findings) != 0
     the_plan = sync.plan_run(run, ignore_guard=True)
     report.error_lines(the_plan.notes)
+    sync.check_mass_prune(the_plan, allowed=allow_mass_prune)
+    the_plan.plaintext_secrets = sync.plaintext_secrets(
+        run.settings.output, run.settings.rewritten_patterns
+    )
     drift = bool(report.plan_changes(the_plan, for_check=True, with_diff=False))
     if output_format == "json":
         report.echo(report.plan_json(the_plan, for_check=True, findings=findings))

@@ -64,3 +64,17 @@ def run_options(
         output=output,
         data_files=tuple(data_files) if data_files else None,
     )
+
+
+allow_mass_prune_option = click.option(
+    "--allow-mass-prune",
+    is_flag=True,
+    help="Allow deleting more than half of the files makeflux generated (a feature turned off "
+    "on purpose); without it such a run stops, since lost input looks the same.",
+)
+
+
+def remember_format(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """--format's callback: errors about bad input are then printed in that format too."""
+    ctx.meta["makeflux.format"] = value
+    return value

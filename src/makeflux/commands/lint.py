@@ -8,7 +8,7 @@ import click
 
 from makeflux import lint as linting
 from makeflux import pipeline, report
-from makeflux.commands.common import pipeline_options, run_options
+from makeflux.commands.common import pipeline_options, remember_format, run_options
 from makeflux.output import QUIET, verbosity
 from makeflux.settings import find_settings_file, load_settings
 
@@ -26,6 +26,7 @@ from makeflux.settings import find_settings_file, load_settings
     type=click.Choice(linting.FORMATS),
     default="text",
     show_default=True,
+    callback=remember_format,
     help="text: one line per finding; json: a list; github: workflow annotations.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")

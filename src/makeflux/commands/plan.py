@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from makeflux import pipeline, report, sync
-from makeflux.commands.common import pipeline_options, run_options
+from makeflux.commands.common import pipeline_options, remember_format, run_options
 from makeflux.errors import EXIT_CHANGES
 
 
@@ -20,6 +20,7 @@ from makeflux.errors import EXIT_CHANGES
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
+    callback=remember_format,
     help="json: a machine-readable report for tools.",
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when render would change anything.")
@@ -40,6 +41,12 @@ def plan(
     run = pipeline.build(run_options(config, overrides, data_files, output))
     the_plan = sync.plan_run(run, force=force)
     report.echo_lines(the_plan.notes, err=True)
+    if the_plan.mass_prune:
+        report.echo(
+            "makeflux: render would stop here: it deletes more than half of the generated "
+            "files (rerun it with --allow-mass-prune if that is meant)",
+            err=True,
+        )
     if output_format == "json":
         report.echo(report.plan_json(the_plan))
     else:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from makeflux import pipeline, report, sync
-from makeflux.commands.common import pipeline_options, run_options
+from makeflux import lock, pipeline, report, sync
+from makeflux.commands.common import allow_mass_prune_option, pipeline_options, run_options
 
 
 @click.command("render")
@@ -18,6 +18,7 @@ from makeflux.commands.common import pipeline_options, run_options
     help="Overwrite (or prune) files edited by hand or not written by makeflux.",
 )
 @click.option("--no-lint", is_flag=True, help="Skip the lint checks of the rendered tree.")
+@allow_mass_prune_option
 @click.pass_context
 def render(
     ctx: click.Context,
@@ -27,21 +28,27 @@ def render(
     output: Path | None,
     force: bool,
     no_lint: bool,
+    allow_mass_prune: bool,
 ) -> None:
     """Render the templates, write the files that changed and prune the ones no longer rendered.
 
     Stops without writing anything (exit 2) when a file it would overwrite or delete was edited
-    by hand or was not written by makeflux; --force overwrites them. Lint errors in the
-    written tree exit 1 (makejinja.toml projects lint only with `makeflux lint`).
+    by hand or was not written by makeflux; --force overwrites them (and never deletes a
+    changed file). A render that would delete more than half of the generated files stops
+    unless --allow-mass-prune. Lint errors in the written tree exit 1 (makejinja.toml projects
+    lint only with `makeflux lint`).
     """
-    options = run_options(config, overrides, data_files, output)
-    # Lint before writing: bad lint settings write nothing.
-    run = pipeline.lint(pipeline.build(options), enabled=not no_lint)
-    findings = run.findings or []
-    plan = sync.plan_run(run, force=force)
-    report.error_lines(plan.notes)
-    sync.apply_plan(plan)
+    run = pipeline.load(run_options(config, overrides, data_files, output))
+    with lock.held(run.settings):
+        # Lint before writing: bad lint settings write nothing.
+        run = pipeline.lint(pipeline.render(pipeline.validate(run)), enabled=not no_lint)
+        findings = run.findings or []
+        plan = sync.plan_run(run, force=force)
+        report.error_lines(plan.notes)
+        sync.check_mass_prune(plan, allowed=allow_mass_prune)
+        sync.apply_plan(plan)
     report.info_lines([*report.recreated_lines(plan), report.summary_line(plan)])
+    report.error_lines(report.secret_lines(plan))
     if findings:
         report.error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
         ctx.exit(report.lint_exit_status(findings))
