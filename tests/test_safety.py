@@ -639,3 +639,15 @@ def test_bad_input_is_annotated_for_github_and_reported_in_json(tmp_path: Path) 
     assert report["error"][0]["path"] == "templates/apps/base/app.yaml.j2"
     assert report["error"][0]["line"] == 1
     assert report["error"][0]["message"].startswith("'nme' is undefined")
+
+
+def test_set_waits_for_the_lock_and_names_its_holder(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    before = (project / "cluster.yaml").read_bytes()
+    with held(load_settings(project)):
+        done = run_subprocess(["set", "replicas=4"], project, env={"MAKEFLUX_LOCK_WAIT": "0.2"})
+    assert done.returncode == 2
+    assert f"(process {os.getpid()}) is writing this tree" in done.stderr
+    assert (project / "cluster.yaml").read_bytes() == before
+    assert run_cli(["set", "replicas=4"], project).exit_code == 0
+    assert "replicas: 4" in (project / "cluster.yaml").read_text()

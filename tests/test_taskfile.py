@@ -142,3 +142,79 @@ def test_taskfile_is_valid_for_go_task_and_editors() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+SECRET_TEMPLATE = """\
+apiVersion: v1
+kind: Secret
+metadata:
+  name: demo
+  namespace: default
+stringData:
+  password: hunter2
+"""
+
+# A stand-in for sops (not packaged for this machine): it logs its arguments and encrypts the way
+# the real one looks from outside, with ENC[...] values and a `sops:` metadata block.
+FAKE_SOPS = """\
+#!/bin/sh
+echo "$*" >> "$SOPS_LOG"
+file="$3"
+sed -e 's/hunter2/ENC[AES256_GCM,data:xxxx,type:str]/' "$file" > "$file.new"
+printf 'sops:\\n    age: []\\n' >> "$file.new"
+mv "$file.new" "$file"
+"""
+
+
+def _with_secret(project: Path) -> Path:
+    secret = project / "templates/config/kubernetes/apps/default/demo/secret.sops.yaml.j2"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text(SECRET_TEMPLATE)
+    return project / "kubernetes/apps/default/demo/secret.sops.yaml"
+
+
+def test_configure_encrypts_rendered_secrets_with_sops(project: Path, tmp_path: Path) -> None:
+    rendered = _with_secret(project)
+    (project / ".sops.yaml").write_text("creation_rules:\n  - age: age1example\n")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "sops").write_text(FAKE_SOPS)
+    (tools / "sops").chmod(0o755)
+    log = tmp_path / "sops.log"
+    env_path = f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"
+    assert task(project, "init").returncode == 0
+
+    first = _task_with(project, {"PATH": env_path, "SOPS_LOG": str(log)}, "configure")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert log.read_text() == "--encrypt --in-place kubernetes/apps/default/demo/secret.sops.yaml\n"
+    assert "hunter2" not in rendered.read_text()
+    assert task(project, "check").returncode == 0  # encrypted, and its plaintext is current
+
+    again = _task_with(project, {"PATH": env_path, "SOPS_LOG": str(log)}, "configure")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert log.read_text().count("--encrypt") == 1  # already encrypted: left alone
+
+
+def test_configure_fails_while_a_secret_cannot_be_encrypted(project: Path) -> None:
+    rendered = _with_secret(project)
+    assert task(project, "init").returncode == 0
+    result = task(project, "-x", "configure")  # no .sops.yaml here
+    assert result.returncode == 1
+    assert (
+        "task: secrets left in plaintext (install sops and add .sops.yaml): "
+        "kubernetes/apps/default/demo/secret.sops.yaml"
+    ) in result.stderr
+    assert rendered.stat().st_mode & 0o777 == 0o600  # readable by its owner only meanwhile
+    assert task(project, "-x", "check").returncode == 1
+
+
+def _task_with(
+    project: Path, extra_env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**task_env(), **extra_env}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env["PATH"]
+    binary = shutil.which("task", path=env["PATH"])
+    assert binary
+    return subprocess.run(
+        [binary, *args], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )

@@ -171,20 +171,30 @@ def is_encrypted(content: bytes) -> bool:
     return _SOPS_MARKERS.search(content) is not None
 
 
-def plaintext_secrets(root: Path, patterns: Iterable[str]) -> list[str]:
+def plaintext_secrets(
+    root: Path, patterns: Iterable[str], boundary: Boundary | None = None
+) -> list[str]:
     """Files under `root` matching `patterns` (sops secrets) that hold no sops metadata.
 
     Hidden files and directories are passed over (`.sops.yaml` is sops' configuration, `.git`
-    its history), and links are not followed."""
+    its history), as is what `boundary` says is not output (templates named secret.sops.yaml.j2
+    in an input directory), and links are not followed."""
     patterns = tuple(patterns)
     found: list[str] = []
+
+    def output_path(relative: str) -> bool:
+        return boundary is None or boundary.refusal(relative) is None
+
     for directory, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         base = Path(directory)
         prefix = base.relative_to(root).as_posix()
+        prefix = "" if prefix == "." else f"{prefix}/"
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and output_path(f"{prefix}{d}")]
         for name in filenames:
-            relative = name if prefix == "." else f"{prefix}/{name}"
+            relative = f"{prefix}{name}"
             if name.startswith(".") or not is_rewritten(relative, patterns):
+                continue
+            if not output_path(relative):
                 continue
             content = _read(base / name)
             if content is not None and not is_encrypted(content):

@@ -50,7 +50,7 @@ def check(
     report.error_lines(the_plan.notes)
     sync.check_mass_prune(the_plan, allowed=allow_mass_prune)
     the_plan.plaintext_secrets = sync.plaintext_secrets(
-        run.settings.output, run.settings.rewritten_patterns
+        run.settings.output, run.settings.rewritten_patterns, sync.run_boundary(run)
     )
     drift = bool(report.plan_changes(the_plan, for_check=True, with_diff=False))
     if output_format == "json":

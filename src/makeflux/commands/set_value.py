@@ -12,7 +12,7 @@ from typing import Any
 import click
 import yaml
 
-from makeflux import output, pipeline
+from makeflux import lock, output, pipeline
 from makeflux.cluster_file import locate
 from makeflux.commands.common import config_option
 from makeflux.data import parse_override
@@ -41,6 +41,12 @@ def set_command(assignments: tuple[str, ...], config: Path | None, data_file: Pa
     schema and left untouched when a value is refused.
     """
     settings = load_settings(Path.cwd(), config)
+    # Held while cluster.yaml is read, changed and replaced: two runs at once would lose one.
+    with lock.held(settings):
+        _set_values(settings, assignments, data_file)
+
+
+def _set_values(settings: Settings, assignments: tuple[str, ...], data_file: Path | None) -> None:
     target = (Path.cwd() / data_file).resolve() if data_file else locate(settings).data_file
     shown = display(target)
     if not target.is_file():
