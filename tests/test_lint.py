@@ -38,6 +38,51 @@ BROKEN_FINDINGS = [
     "kubernetes/apps/monitoring/grafana/app/nameless.yaml:2: error: k8s-missing-field: "
     "document has no metadata.name; every Kubernetes manifest needs apiVersion, kind and "
     "metadata.name",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:6: error: schema-metadata: "
+    "Deployment metadata.labels.tier: label value 'platform_' is not valid; use at most 63 "
+    "letters, digits, '-', '_' and '.', starting and ending alphanumeric (or empty)",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:8: error: schema-type: Deployment "
+    "spec.replicas: '2' is a string; expected an integer (remove the quotes)",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:9: error: schema-type: Deployment "
+    "spec.revisionHistoryLimit: 1.5 is a number; expected an integer",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:19: error: schema-required: "
+    "Deployment spec.template.spec.containers[0]: missing required field 'name' in "
+    "spec.template.spec.containers.0",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:20: error: schema-enum: Deployment "
+    "spec.template.spec.containers[0].imagePullPolicy: 'Sometimes' is not one of: 'Always',"
+    " 'IfNotPresent', 'Never'",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:23: error: schema-format: "
+    "Deployment spec.template.spec.containers[0].resources.limits.memory: 'lots' is not a "
+    "quantity; write e.g. 100m, 1.5, 128Mi or 2Gi",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:27: error: schema-list-unique: "
+    "Deployment spec.template.spec.containers[0].ports[1]: duplicate containerPort/protocol"
+    " (3000, 'TCP') (first at item 0); each must appear once",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:32: error: schema-unknown-field: "
+    "Deployment spec.template.spec.dnsConfig.options[0].nam: unknown field 'nam'; did you "
+    "mean 'name'?",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:38: error: schema-cel: HelmRelease "
+    "spec: either chart or chartRef must be set",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:39: error: schema-pattern: "
+    "HelmRelease spec.interval: 'ten minutes' does not match "
+    "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:40: error: "
+    "helmrelease-source-missing: chartRef OCIRepository 'grafana-chart' (namespace default)"
+    " is not in the tree; fix the name or namespace, or declare it in lint.externals as "
+    "'OCIRepository default/grafana-chart'",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:46: error: "
+    "helmrelease-source-missing: chart.spec.sourceRef HelmRepository 'grafana' (namespace "
+    "default) is not in the tree; fix the name or namespace, or declare it in "
+    "lint.externals as 'HelmRepository default/grafana'",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:51: error: schema-type: HelmRelease"
+    " spec.install.remediation.retries: 'three' is a string; expected an integer",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:52: error: schema-range: "
+    "HelmRelease spec.releaseName: "
+    "'grafana-release-name-that-goes-on-and-on-past-fifty-thre... is 68 characters long; at"
+    " most 53 allowed",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:56: warning: schema-missing: no "
+    "schema for GrafanaDashboard grafana.integreatly.org/v1beta1, so its documents are not "
+    "checked; add its CRD to the tree or a schema_locations catalog (makeflux schemas "
+    "extract), or list the kind in lint.skip_kinds",
     "kubernetes/apps/monitoring/grafana/ks.yaml:8: error: flux-dependency-cycle: dependsOn "
     "cycle flux-system/grafana → flux-system/loki → flux-system/grafana; Flux will wait forever",
     "kubernetes/apps/monitoring/kustomization.yaml:11: error: kustomize-resource-missing: "
@@ -95,7 +140,7 @@ def test_broken_project_trips_every_rule_at_the_expected_line():
     result = run_cli(["lint"], BROKEN)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == BROKEN_FINDINGS
-    assert result.stderr.strip() == "makeflux: lint: 20 error(s), 4 warning(s)"
+    assert result.stderr.strip() == "makeflux: lint: 34 error(s), 5 warning(s)"
     tripped = {line.split(": ")[2] for line in BROKEN_FINDINGS}
     assert tripped == set(RULES)
 

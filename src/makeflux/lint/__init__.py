@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from makeflux.errors import MakefluxError, Problem, SettingsError, display_path
+from makeflux.lint.apischema import check_schemas
 from makeflux.lint.config import LintConfig, lint_config
 from makeflux.lint.findings import (
     ERROR,
@@ -70,8 +71,9 @@ def lint_tree(files: Mapping[str, bytes], config: LintConfig | None = None) -> l
         *check_namespaces(placed),
         *check_flux(tree, config, placed),
         *check_prometheus_rules(tree.documents()),
+        *check_schemas(tree, manifests, config, placed),
     ]
-    return _finish(findings, config)
+    return _finish(_one_per_problem(findings), config)
 
 
 def run(pipeline_run: Run) -> list[Finding]:
@@ -92,7 +94,7 @@ def run(pipeline_run: Run) -> list[Finding]:
 
 def config_from_settings(settings: Settings) -> LintConfig:
     where = str(settings.source) if settings.source else "settings"
-    return lint_config(settings.lint, where)
+    return lint_config(settings.lint, where, settings.base_dir, tuple(settings.rewritten_patterns))
 
 
 def lint_templates(
@@ -159,6 +161,21 @@ def read_directory(root: Path) -> dict[str, bytes]:
                     Problem(f"cannot read: {exc.strerror}; check its permissions", str(path))
                 ) from None
     return files
+
+
+# A rule that knows a field better than its schema does: where it reports, the schema rules'
+# finding at the same line would say the same thing less precisely.
+_SPECIFIC_RULES = {
+    "promql-duration-invalid": ("schema-pattern", "schema-type"),
+    "flux-api-removed": ("schema-missing",),
+}
+
+
+def _one_per_problem(findings: list[Finding]) -> list[Finding]:
+    covered = {
+        (f.path, f.line, general) for f in findings for general in _SPECIFIC_RULES.get(f.rule, ())
+    }
+    return [f for f in findings if (f.path, f.line, f.rule) not in covered]
 
 
 def _finish(findings: list[Finding], config: LintConfig) -> list[Finding]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from makeflux.errors import Problem, SettingsError
+from makeflux.lint.catalog import DEFAULT_KUBERNETES_VERSION, kubernetes_versions
 from makeflux.lint.findings import RULES
 
 DEFAULT_ROOTS = ("kubernetes/flux",)
@@ -26,6 +28,14 @@ class LintConfig:
     roots: tuple[str, ...] = DEFAULT_ROOTS
     # directories whose YAML files are Kubernetes manifests (reachability, required fields)
     manifest_dirs: tuple[str, ...] = DEFAULT_MANIFEST_DIRS
+    # user schema catalogs ({group}/{kind}_{version}.json), searched before the built-in one
+    schema_locations: tuple[Path, ...] = ()
+    # the Kubernetes release whose schemas check core kinds
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    # kinds ("Kind" or "group/Kind") the schema rules leave alone
+    skip_kinds: frozenset[str] = frozenset()
+    # file names whose documents are SOPS-encrypted (settings' rewritten_patterns)
+    sops_patterns: tuple[str, ...] = ("*.sops.*",)
 
     def is_external(self, kind: str, namespace: str, name: str) -> bool:
         return (kind, namespace, name) in self.externals
@@ -37,10 +47,18 @@ _KEYS = {
     "variables": 'post-build substitution variables, e.g. ["SECRET_DOMAIN"]',
     "roots": "files or directories holding the root Flux Kustomizations",
     "manifest_dirs": "directories holding Kubernetes manifests",
+    "schema_locations": 'schema catalog directories, e.g. ["schemas/crds"]',
+    "kubernetes_version": 'the Kubernetes release for core kinds, e.g. "1.35"',
+    "skip_kinds": 'kinds the schema rules skip, e.g. ["VMRule"]',
 }
 
 
-def lint_config(table: Mapping[str, Any], where: str = "settings") -> LintConfig:
+def lint_config(
+    table: Mapping[str, Any],
+    where: str = "settings",
+    base_dir: Path | None = None,
+    sops_patterns: tuple[str, ...] = ("*.sops.*",),
+) -> LintConfig:
     """Read and check the lint table; every problem is reported, then SettingsError is raised."""
     problems: list[Problem] = []
 
@@ -82,6 +100,29 @@ def lint_config(table: Mapping[str, Any], where: str = "settings") -> LintConfig
             )
             continue
         externals.add((kind, namespace, name))
+    kubernetes_version = table.get("kubernetes_version", DEFAULT_KUBERNETES_VERSION)
+    known_versions = kubernetes_versions()
+    if not isinstance(kubernetes_version, str) or (
+        known_versions and kubernetes_version not in known_versions
+    ):
+        problems.append(
+            Problem(
+                f"'lint.kubernetes_version' {kubernetes_version!r} has no schemas; known:"
+                f" {', '.join(known_versions) or 'none (install kubernetes-validate)'}",
+                where,
+            )
+        )
+        kubernetes_version = DEFAULT_KUBERNETES_VERSION
+    locations = tuple((base_dir or Path.cwd()) / p for p in strings("schema_locations"))
+    for location in locations:
+        if not location.is_dir():
+            problems.append(
+                Problem(
+                    f"'lint.schema_locations' directory '{location}' does not exist; create it"
+                    " (makeflux schemas extract CRD.yaml -d DIR) or remove it",
+                    where,
+                )
+            )
     config = LintConfig(
         disabled=frozenset(strings("disable")),
         externals=frozenset(externals),
@@ -90,6 +131,10 @@ def lint_config(table: Mapping[str, Any], where: str = "settings") -> LintConfig
         manifest_dirs=tuple(
             d.strip("/").removeprefix("./") for d in strings("manifest_dirs", DEFAULT_MANIFEST_DIRS)
         ),
+        schema_locations=locations,
+        kubernetes_version=kubernetes_version,
+        skip_kinds=frozenset(strings("skip_kinds")),
+        sops_patterns=sops_patterns,
     )
     if problems:
         raise SettingsError(problems)

@@ -33,6 +33,17 @@ RULES = (
     "template-variable-undeclared",
     "template-variable-unused",
     "template-comment-multiline",
+    "schema-unknown-field",
+    "schema-type",
+    "schema-required",
+    "schema-enum",
+    "schema-pattern",
+    "schema-format",
+    "schema-range",
+    "schema-list-unique",
+    "schema-cel",
+    "schema-metadata",
+    "schema-missing",
 )
 
 

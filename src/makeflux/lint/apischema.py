@@ -1,0 +1,256 @@
+"""schema-* rules: every manifest against its kind's API schema, CEL rules and metadata syntax.
+
+What is validated is what the API server would receive after Flux's post-build substitution:
+`${VAR:=default}` is replaced by its default (a whole plain value re-read as YAML, so
+`replicas: ${N:=2}` is the integer 2), and a value still holding a `${VAR}` without default
+passes any type and skips pattern, enum, format and CEL checks. SOPS documents are checked with
+their `sops:` block removed and `ENC[...]` values accepted wherever a string is.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+
+from makeflux.lint.catalog import Catalog, tree_crd_schemas
+from makeflux.lint.config import LintConfig
+from makeflux.lint.findings import ERROR, WARNING, Finding
+from makeflux.lint.openapi import Encrypted, Placeholder, Violation
+from makeflux.lint.placement import Placements
+from makeflux.lint.yamldocs import Document, ParsedTree, line_of
+
+# ${name}, ${name:=default} and ${name:-default}, as Flux's envsubst reads them.
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[=-])([^}]*))?\}")
+_ENCRYPTED = re.compile(r"^ENC\[[A-Z0-9_]+,.*\]$", re.DOTALL)
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# Kinds whose names the API server checks as DNS labels rather than subdomains.
+_LABEL_NAMED = {("", "Namespace"): _DNS1123_LABEL, ("", "Service"): _DNS1035_LABEL}
+
+
+def check_schemas(
+    tree: ParsedTree,
+    manifests: set[str],
+    config: LintConfig,
+    placed: Placements,
+    catalog: Catalog | None = None,
+) -> list[Finding]:
+    """schema-* findings for every document of the manifest files."""
+    # kustomize's namespace: renames Namespace objects (cluster-template's components ship a
+    # placeholder 'Namespace _'), so their own name is not what the API server sees.
+    renamed = {
+        (p.doc.path, p.doc.index)
+        for p in placed.placements
+        if p.doc.kind == "Namespace" and p.context.namespace
+    }
+    documents = [
+        doc
+        for path in sorted(manifests)
+        if tree.yaml_files[path].error is None
+        for doc in tree.yaml_files[path].documents
+        if isinstance(doc.data, dict) and doc.api_version and doc.kind
+    ]
+    if catalog is None:
+        catalog = Catalog(
+            config.schema_locations,
+            config.kubernetes_version,
+            tree_crd_schemas((doc.data, f"{doc.path}:{doc.line}") for doc in documents),
+        )
+    findings: list[Finding] = []
+    missing: set[tuple[str, str]] = set()
+    for doc in documents:
+        if _skipped(doc, config):
+            continue
+        group, _, version = doc.api_version.rpartition("/")
+        sops = "sops" in doc.data or _matches(doc.path, config.sops_patterns)
+        value = prepare(doc.data, sops=sops)
+        findings.extend(_metadata(doc, value, check_name=(doc.path, doc.index) not in renamed))
+        found = catalog.validator(group, version, doc.kind)
+        if found is None:
+            if (doc.api_version, doc.kind) not in missing:
+                missing.add((doc.api_version, doc.kind))
+                findings.append(_missing(doc))
+            continue
+        validator, _source = found
+        findings.extend(_finding(doc, v) for v in validator.validate(value))
+    return findings
+
+
+def _skipped(doc: Document, config: LintConfig) -> bool:
+    return doc.kind in config.skip_kinds or f"{doc.group}/{doc.kind}" in config.skip_kinds
+
+
+def _matches(path: str, patterns: Iterable[str]) -> bool:
+    name = posixpath.basename(path)
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(path, p) for p in patterns)
+
+
+def _missing(doc: Document) -> Finding:
+    return Finding(
+        doc.path,
+        doc.line_of("apiVersion"),
+        WARNING,
+        "schema-missing",
+        f"no schema for {doc.kind} {doc.api_version}, so its documents are not checked; add"
+        " its CRD to the tree or a schema_locations catalog (makeflux schemas extract), or list"
+        " the kind in lint.skip_kinds",
+    )
+
+
+def _finding(doc: Document, violation: Violation) -> Finding:
+    field_path = _field_path(violation.path) or "(document)"
+    return Finding(
+        doc.path,
+        line_of(doc.node, *violation.path),
+        ERROR,
+        violation.rule,
+        f"{doc.kind} {field_path}: {violation.message}",
+    )
+
+
+def _field_path(path: tuple[str | int, ...]) -> str:
+    shown = ""
+    for part in path:
+        if isinstance(part, int):
+            shown += f"[{part}]"
+        else:
+            shown += f".{part}" if shown else part
+    return shown
+
+
+def prepare(value: Any, *, sops: bool = False) -> Any:
+    """The value Flux would apply: defaults substituted, placeholders and ENC[...] marked."""
+    if isinstance(value, dict):
+        return {
+            key: prepare(item, sops=sops)
+            for key, item in value.items()
+            if not (sops and key == "sops")
+        }
+    if isinstance(value, list):
+        return [prepare(item, sops=sops) for item in value]
+    if isinstance(value, str):
+        if sops and _ENCRYPTED.match(value):
+            return Encrypted(value)
+        if "${" in value:
+            return _substitute(value)
+    return value
+
+
+def _substitute(text: str) -> Any:
+    unresolved = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal unresolved
+        if match.group(2) is None:
+            unresolved = True
+            return match.group(0)
+        return match.group(3)
+
+    result = _VARIABLE.sub(replace, text)
+    if unresolved or "${" in result:
+        return Placeholder(text)
+    if _VARIABLE.fullmatch(text):
+        # Flux substitutes in the YAML text: a plain `${N:=2}` becomes the integer 2.
+        try:
+            return yaml.safe_load(result)
+        except yaml.YAMLError:
+            return result
+    return result
+
+
+def _metadata(doc: Document, value: dict[str, Any], *, check_name: bool) -> list[Finding]:
+    """Names, namespaces, label and annotation syntax as the API server checks them."""
+    metadata = value.get("metadata")
+    if not isinstance(metadata, dict):
+        return []
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    name = metadata.get("name")
+    if check_name and isinstance(name, str) and not isinstance(name, Placeholder):
+        pattern = _LABEL_NAMED.get((doc.group, doc.kind))
+        if pattern is not None:
+            if len(name) > 63 or not pattern.match(name):
+                first = "start with a letter, " if pattern is _DNS1035_LABEL else ""
+                problems.append(
+                    (
+                        ("metadata", "name"),
+                        f"{name!r} is not a valid {doc.kind} name; use at most 63 lowercase"
+                        f" letters, digits and '-', {first}starting and ending alphanumeric",
+                    )
+                )
+        elif len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
+            problems.append(
+                (
+                    ("metadata", "name"),
+                    f"{name!r} is not a DNS-1123 subdomain; use lowercase letters, digits, '-'"
+                    " and '.', starting and ending alphanumeric",
+                )
+            )
+    namespace = metadata.get("namespace")
+    if (
+        isinstance(namespace, str)
+        and not isinstance(namespace, Placeholder)
+        and (len(namespace) > 63 or not _DNS1123_LABEL.match(namespace))
+    ):
+        problems.append(
+            (
+                ("metadata", "namespace"),
+                f"{namespace!r} is not a DNS-1123 label; use at most 63 lowercase letters,"
+                " digits and '-', starting and ending alphanumeric",
+            )
+        )
+    for table in ("labels", "annotations"):
+        entries = metadata.get(table)
+        if not isinstance(entries, dict):
+            continue
+        for key, item in entries.items():
+            problem = _key_problem(str(key))
+            if problem:
+                problems.append((("metadata", table, key), f"{table[:-1]} key {key!r} {problem}"))
+            if (
+                table == "labels"
+                and isinstance(item, str)
+                and not isinstance(item, Placeholder)
+                and (len(item) > 63 or not _LABEL_VALUE.match(item))
+            ):
+                problems.append(
+                    (
+                        ("metadata", table, key),
+                        f"label value {item!r} is not valid; use at most 63 letters, digits,"
+                        " '-', '_' and '.', starting and ending alphanumeric (or empty)",
+                    )
+                )
+    return [
+        Finding(
+            doc.path,
+            line_of(doc.node, *path),
+            ERROR,
+            "schema-metadata",
+            f"{doc.kind} {_field_path(path)}: {message}",
+        )
+        for path, message in problems
+    ]
+
+
+def _key_problem(key: str) -> str:
+    if "${" in key:
+        return ""
+    prefix, slash, name = key.rpartition("/")
+    if slash and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+        return "has an invalid prefix; the part before '/' must be a DNS-1123 subdomain"
+    if len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (
+            "is not valid; the name part takes at most 63 letters, digits, '-', '_' and '.',"
+            " starting and ending alphanumeric"
+        )
+    return ""

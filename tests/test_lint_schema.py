@@ -1,0 +1,578 @@
+"""schema-* rules: each category with a failing and a passing document, exact findings.
+
+Trees are real YAML handed to lint_tree or to `makeflux lint DIR` (CliRunner and subprocess);
+catalogs are built by `makeflux schemas extract` from the upstream CRDs the package ships.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from click.testing import CliRunner
+
+from makeflux.cli import cli
+from makeflux.lint import LintConfig, lint_tree
+from makeflux.lint.catalog import BUILTIN_DIR
+
+PATH = "kubernetes/apps/app.yaml"
+SETTINGS_WITH_CATALOG = """\
+[makeflux]
+inputs = ["templates"]
+output = "."
+[makeflux.lint]
+schema_locations = ["catalog"]
+"""
+
+
+def schema_findings(text: str, config: LintConfig | None = None, path: str = PATH) -> list[str]:
+    findings = lint_tree({path: dedent(text).lstrip().encode()}, config or LintConfig())
+    return [str(f) for f in findings if f.rule.startswith("schema-")]
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels:
+      app: web
+  template:
+    metadata:
+      labels:
+        app: web
+    spec:
+      containers:
+        - name: web
+          image: nginx
+          imagePullPolicy: {policy}
+          resources:
+            limits:
+              memory: {memory}
+"""
+
+
+def deployment(replicas: str = "3", policy: str = "IfNotPresent", memory: str = "128Mi") -> str:
+    return DEPLOYMENT.format(replicas=replicas, policy=policy, memory=memory)
+
+
+KUSTOMIZATION = """
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: apps
+  namespace: flux-system
+spec:
+  interval: {interval}
+  path: ./kubernetes/apps
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+
+
+HELMRELEASE = """
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: web
+  namespace: default
+spec:
+  interval: 1h
+{source}
+"""
+CHART = """\
+  chart:
+    spec:
+      chart: web
+      sourceRef:
+        kind: HelmRepository
+        name: charts"""
+CHART_REF = """\
+  chartRef:
+    kind: OCIRepository
+    name: web"""
+
+
+def test_the_eight_planted_mistakes_each_at_its_own_line(tmp_path: Path) -> None:
+    """The issue's tree, through `makeflux lint DIR` as a subprocess: one finding per mistake."""
+    apps = tmp_path / "kubernetes" / "apps"
+    apps.mkdir(parents=True)
+    (apps / "mistakes.yaml").write_text(
+        dedent(
+            """\
+            apiVersion: kustomize.toolkit.fluxcd.io/v1
+            kind: Kustomization
+            metadata:
+              name: apps
+              namespace: flux-system
+              labels:
+                tier: platform_
+            spec:
+              intervall: 10m
+              interval: 10m
+              path: ./kubernetes/apps
+              prune: true
+              sourceRef:
+                kind: GitRepository
+                name: flux-system
+            ---
+            apiVersion: source.toolkit.fluxcd.io/v1
+            kind: GitRepository
+            metadata:
+              name: repo
+              namespace: flux-system
+            spec:
+              interval: 1h
+              url: https://example.com/repo.git
+              ref:
+                tag: 1.0
+            ---
+            apiVersion: helm.toolkit.fluxcd.io/v2
+            kind: HelmRelease
+            metadata:
+              name: web
+              namespace: flux-system
+            spec:
+              interval: 1h
+              chart:
+                spec:
+                  chart: web
+                  sourceRef:
+                    kind: HelmRepository
+                    name: charts
+              chartRef:
+                kind: OCIRepository
+                name: web
+              install:
+                remediation:
+                  retries: three
+            """
+        )
+        + "---\n"
+        + dedent(deployment(replicas='"3"', policy="Sometimes")).lstrip()
+        + dedent(
+            """\
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: web
+              namespace: default
+            spec:
+              selector:
+                app: web
+              ports:
+                - port: http
+                  targetPort: http
+            """
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "makeflux", "lint", "kubernetes", "--format", "json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    found = [
+        (f["line"], f["rule"], f["message"])
+        for f in json.loads(result.stdout)
+        if f["rule"].startswith("schema-")
+    ]
+    assert found == [
+        (
+            7,
+            "schema-metadata",
+            "Kustomization metadata.labels.tier: label value 'platform_' is not valid; use at "
+            "most 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric "
+            "(or empty)",
+        ),
+        (
+            9,
+            "schema-unknown-field",
+            "Kustomization spec.intervall: unknown field 'intervall'; did you mean 'interval'?",
+        ),
+        (
+            26,
+            "schema-type",
+            "GitRepository spec.ref.tag: 1.0 is a number; expected a string (quote it)",
+        ),
+        (33, "schema-cel", "HelmRelease spec: either chart or chartRef must be set"),
+        (
+            46,
+            "schema-type",
+            "HelmRelease spec.install.remediation.retries: 'three' is a string; expected an "
+            "integer",
+        ),
+        (
+            54,
+            "schema-type",
+            "Deployment spec.replicas: '3' is a string; expected an integer (remove the quotes)",
+        ),
+        (
+            66,
+            "schema-enum",
+            "Deployment spec.template.spec.containers[0].imagePullPolicy: 'Sometimes' is not "
+            "one of: 'Always', 'IfNotPresent', 'Never'",
+        ),
+        (
+            80,
+            "schema-type",
+            "Service spec.ports[0].port: 'http' is a string; expected an integer",
+        ),
+    ]
+
+
+def test_valid_documents_of_every_catalog_source_pass() -> None:
+    text = (
+        deployment()
+        + "---"
+        + KUSTOMIZATION.format(interval="10m")
+        + "---"
+        + HELMRELEASE.format(source=CHART_REF)
+        + dedent(
+            """\
+            ---
+            apiVersion: monitoring.coreos.com/v1
+            kind: PrometheusRule
+            metadata:
+              name: rules
+              namespace: default
+            spec:
+              groups:
+                - name: web
+                  rules:
+                    - alert: WebDown
+                      expr: up == 0
+                      for: 5m
+            """
+        )
+    )
+    assert schema_findings(text) == []
+
+
+def test_cel_rule_chart_xor_chart_ref() -> None:
+    neither = schema_findings(HELMRELEASE.format(source=""))
+    assert neither == [
+        f"{PATH}:6: error: schema-cel: HelmRelease spec: either chart or chartRef must be set"
+    ]
+    assert schema_findings(HELMRELEASE.format(source=CHART)) == []
+
+
+def test_cel_rule_kube_config_refs() -> None:
+    text = (
+        KUSTOMIZATION.format(interval="10m") + "  kubeConfig:\n    configMapRef:\n      name: a\n"
+    )
+    assert schema_findings(text) == []
+    both = text + "    secretRef:\n      name: b\n"
+    assert schema_findings(both) == [
+        f"{PATH}:13: error: schema-cel: Kustomization spec.kubeConfig: exactly one of "
+        "spec.kubeConfig.configMapRef or spec.kubeConfig.secretRef must be specified"
+    ]
+
+
+def test_required_field_reported_at_its_parent() -> None:
+    text = KUSTOMIZATION.format(interval="10m").replace("    name: flux-system\n", "")
+    assert schema_findings(text) == [
+        f"{PATH}:10: error: schema-required: Kustomization spec.sourceRef: missing required "
+        "field 'name' in spec.sourceRef"
+    ]
+
+
+def test_enum_pattern_and_formats() -> None:
+    bad_kind = KUSTOMIZATION.format(interval="10m").replace("kind: GitRepository", "kind: Git")
+    assert schema_findings(bad_kind) == [
+        f"{PATH}:11: error: schema-enum: Kustomization spec.sourceRef.kind: 'Git' is not one "
+        "of: 'OCIRepository', 'GitRepository', 'Bucket', 'ExternalArtifact'"
+    ]
+    pattern = schema_findings(KUSTOMIZATION.format(interval="ten"))
+    assert pattern == [
+        f"{PATH}:7: error: schema-pattern: Kustomization spec.interval: 'ten' does not match "
+        "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$"
+    ]
+    assert schema_findings(deployment(memory="lots")) == [
+        f"{PATH}:22: error: schema-format: Deployment "
+        "spec.template.spec.containers[0].resources.limits.memory: 'lots' is not a quantity; "
+        "write e.g. 100m, 1.5, 128Mi or 2Gi"
+    ]
+    assert schema_findings(deployment(memory="1") + "              cpu: 0.5\n") == []
+
+
+def test_list_map_keys_must_be_unique() -> None:
+    service = dedent(
+        """\
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: web
+        spec:
+          ports:
+            - name: http
+              port: 80
+            - name: metrics
+              port: 80
+        """
+    )
+    assert schema_findings(service) == [
+        f"{PATH}:9: error: schema-list-unique: Service spec.ports[1]: duplicate port/protocol "
+        "(80, None) (first at item 0); each must appear once"
+    ]
+    assert schema_findings(service.replace("port: 80\n", "port: 81\n", 1)) == []
+
+
+def test_metadata_names_namespaces_and_annotation_keys() -> None:
+    text = dedent(
+        """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: Web_Config
+          namespace: My-Apps
+          annotations:
+            "bad key!": x
+            example.com/good: y
+        """
+    )
+    assert schema_findings(text) == [
+        f"{PATH}:4: error: schema-metadata: ConfigMap metadata.name: 'Web_Config' is not a "
+        "DNS-1123 subdomain; use lowercase letters, digits, '-' and '.', starting and ending "
+        "alphanumeric",
+        f"{PATH}:5: error: schema-metadata: ConfigMap metadata.namespace: 'My-Apps' is not a "
+        "DNS-1123 label; use at most 63 lowercase letters, digits and '-', starting and ending "
+        "alphanumeric",
+        f"{PATH}:7: error: schema-metadata: ConfigMap metadata.annotations.bad key!: annotation "
+        "key 'bad key!' is not valid; the name part takes at most 63 letters, digits, '-', '_' "
+        "and '.', starting and ending alphanumeric",
+    ]
+    assert (
+        schema_findings(
+            text.replace("Web_Config", "web.config")
+            .replace("My-Apps", "my-apps")
+            .replace('"bad key!"', "a.b/c")
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("replicas", "port", "expected"),
+    [
+        ("${APP_REPLICAS:=2}", "${PORT}", []),
+        ("${APP_REPLICAS}", "${PORT:=8080}", []),
+        ("${APP_REPLICAS:=two}", "80", ["spec.replicas: 'two' is a string; expected an integer"]),
+        ("x-${SUFFIX}", "${PORT:-http}", ["spec.ports[0].port: 'http' is a string"]),
+    ],
+)
+def test_flux_substitution_validates_what_flux_would_apply(
+    replicas: str, port: str, expected: list[str]
+) -> None:
+    text = deployment(replicas=replicas) + dedent(
+        f"""\
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata:
+          name: web-${{CLUSTER:=main}}
+          labels:
+            tier: ${{TIER}}
+        spec:
+          ports:
+            - port: {port}
+        """
+    )
+    found = schema_findings(text)
+    assert len(found) == len(expected)
+    for line, part in zip(found, expected, strict=True):
+        assert part in line
+
+
+def test_sops_documents_drop_their_metadata_and_accept_encrypted_strings() -> None:
+    secret = dedent(
+        """\
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: app
+        stringData:
+          token: ENC[AES256_GCM,data:abc=,iv:x=,tag:y=,type:str]
+        sops:
+          age:
+            - recipient: age1xyz
+          lastmodified: "2026-01-01T00:00:00Z"
+          version: 3.9.0
+        """
+    )
+    assert schema_findings(secret, path="kubernetes/apps/app.sops.yaml") == []
+    # Without the sops block and outside rewritten_patterns, `sops` is an unknown field.
+    plain = secret.replace("ENC[", "x").replace("sops:", "extra:")
+    assert [f.split(": ")[2] for f in schema_findings(plain)] == ["schema-unknown-field"]
+    encrypted_int = deployment(replicas="ENC[AES256_GCM,data:Mg==,iv:a=,tag:b=,type:int]")
+    found = schema_findings(encrypted_int, path="kubernetes/apps/app.sops.yaml")
+    assert found == [
+        "kubernetes/apps/app.sops.yaml:7: error: schema-type: Deployment spec.replicas: "
+        "'ENC[AES256_GCM,data:Mg==,iv:a=,tag:b=,type:int]' is a string; expected an integer"
+    ]
+
+
+def test_schema_missing_once_per_kind_and_skip_kinds() -> None:
+    doc = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n"
+    text = doc.format(name="a") + "---\n" + doc.format(name="b")
+    assert schema_findings(text) == [
+        f"{PATH}:1: warning: schema-missing: no schema for Widget example.com/v1, so its "
+        "documents are not checked; add its CRD to the tree or a schema_locations catalog "
+        "(makeflux schemas extract), or list the kind in lint.skip_kinds"
+    ]
+    assert schema_findings(text, LintConfig(skip_kinds=frozenset({"Widget"}))) == []
+
+
+WIDGET_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names:
+    kind: Widget
+    plural: widgets
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                size:
+                  type: integer
+"""
+
+
+def test_crds_in_the_tree_are_used() -> None:
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: a\nspec:\n  size: big\n"
+    files = {
+        "kubernetes/crds/widget.yaml": dedent(WIDGET_CRD).encode(),
+        PATH: widget.encode(),
+    }
+    found = [str(f) for f in lint_tree(files, LintConfig()) if f.rule.startswith("schema-")]
+    assert found == [
+        f"{PATH}:6: error: schema-type: Widget spec.size: 'big' is a string; expected an integer"
+    ]
+
+
+def test_user_catalog_from_schemas_extract(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "crds.yaml").write_text(dedent(WIDGET_CRD))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["schemas", "extract", "crds.yaml", "-d", "catalog"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "catalog/example.com/widget_v1.json").is_file()
+    (tmp_path / "makeflux.toml").write_text(SETTINGS_WITH_CATALOG)
+    apps = tmp_path / "kubernetes" / "apps"
+    apps.mkdir(parents=True)
+    (apps / "w.yaml").write_text(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: a\nspec:\n  sise: 1\n"
+    )
+    result = runner.invoke(cli, ["lint", "kubernetes"])
+    assert "kubernetes/apps/w.yaml:6: error: schema-unknown-field: Widget spec.sise: unknown " in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("kind: ConfigMap\n", "crds.yaml: holds no CustomResourceDefinition"),
+        (
+            dedent(WIDGET_CRD).replace("      schema:\n", "      schemaa:\n"),
+            "crds.yaml: CRD Widget.example.com version v1 has no openAPIV3Schema",
+        ),
+        ("a: [\n", "crds.yaml:2: invalid YAML"),
+    ],
+)
+def test_schemas_extract_bad_input_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch, content: str, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "crds.yaml").write_text(content)
+    result = CliRunner().invoke(cli, ["schemas", "extract", "crds.yaml", "-d", "out"])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("missing", "'lint.schema_locations' directory"),
+        ("invalid-json", "catalog/example.com/widget_v1.json:1: invalid JSON"),
+    ],
+)
+def test_bad_user_catalog_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch, setup: str, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "makeflux.toml").write_text(SETTINGS_WITH_CATALOG)
+    if setup == "invalid-json":
+        (tmp_path / "catalog/example.com").mkdir(parents=True)
+        (tmp_path / "catalog/example.com/widget_v1.json").write_text("{nope")
+    apps = tmp_path / "kubernetes" / "apps"
+    apps.mkdir(parents=True)
+    (apps / "w.yaml").write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: a\n")
+    result = CliRunner().invoke(cli, ["lint", "kubernetes"])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_extracting_a_flux_crd_round_trips_to_the_built_in_schema(tmp_path: Path) -> None:
+    """The built-in HelmRelease schema and one extracted from a CRD document built from it
+    accept and reject the same documents."""
+    builtin = json.loads((BUILTIN_DIR / "helm.toolkit.fluxcd.io/helmrelease_v2.json").read_text())
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "helmreleases.helm.toolkit.fluxcd.io"},
+        "spec": {
+            "group": "helm.toolkit.fluxcd.io",
+            "names": {"kind": "HelmRelease", "plural": "helmreleases"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v2",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": builtin},
+                }
+            ],
+        },
+    }
+    (tmp_path / "hr.yaml").write_text(json.dumps(crd))
+    result = CliRunner().invoke(
+        cli, ["schemas", "extract", str(tmp_path / "hr.yaml"), "-d", str(tmp_path / "cat")]
+    )
+    assert result.exit_code == 0, result.output
+    extracted = json.loads(
+        (tmp_path / "cat/helm.toolkit.fluxcd.io/helmrelease_v2.json").read_text()
+    )
+    assert extracted == builtin
+    documents = [HELMRELEASE.format(source=s) for s in ("", CHART, CHART_REF, CHART + "\n  x: 1")]
+    with_user = LintConfig(schema_locations=(tmp_path / "cat",))
+    for document in documents:
+        assert schema_findings(document, with_user) == schema_findings(document)
