@@ -576,3 +576,18 @@ def test_extracting_a_flux_crd_round_trips_to_the_built_in_schema(tmp_path: Path
     with_user = LintConfig(schema_locations=(tmp_path / "cat",))
     for document in documents:
         assert schema_findings(document, with_user) == schema_findings(document)
+
+
+def test_verdict_is_kept_between_runs_and_follows_edits(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MAKEFLUX_CACHE_DIR", str(tmp_path / "cache"))
+    bad = {PATH: dedent(deployment(replicas='"3"')).lstrip().encode()}
+    first = [str(f) for f in lint_tree(bad, LintConfig())]
+    stored = list((tmp_path / "cache" / "facts" / "lint-schemas").iterdir())
+    assert len(stored) == 1
+    assert [str(f) for f in lint_tree(bad, LintConfig())] == first
+    assert any("schema-type" in line for line in first)
+    fixed = {PATH: dedent(deployment()).lstrip().encode()}
+    assert lint_tree(fixed, LintConfig()) == []
+    # The same files under other settings are a different verdict.
+    skipped = LintConfig(skip_kinds=frozenset({"Deployment"}))
+    assert [f for f in lint_tree(bad, skipped) if f.rule.startswith("schema-")] == []

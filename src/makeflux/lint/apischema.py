@@ -10,19 +10,26 @@ their `sops:` block removed and `ENC[...]` values accepted wherever a string is.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import os
 import posixpath
 import re
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from makeflux.lint.catalog import Catalog, tree_crd_schemas
+from makeflux import cache
 from makeflux.lint.config import LintConfig
 from makeflux.lint.findings import ERROR, WARNING, Finding
-from makeflux.lint.openapi import Encrypted, Placeholder, Violation
 from makeflux.lint.placement import Placements
 from makeflux.lint.yamldocs import Document, ParsedTree, line_of
+
+if TYPE_CHECKING:  # the validator is imported only when a verdict is not cached
+    from makeflux.lint.catalog import Catalog
+    from makeflux.lint.openapi import Violation
 
 # ${name}, ${name:=default} and ${name:-default}, as Flux's envsubst reads them.
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[=-])([^}]*))?\}")
@@ -54,6 +61,71 @@ def check_schemas(
         for p in placed.placements
         if p.doc.kind == "Namespace" and p.context.namespace
     }
+    if catalog is not None:
+        return _check(tree, manifests, config, renamed, catalog)
+    # The verdict depends only on the manifests, the settings and the schemas: a tree that did
+    # not change (a no-op check) reuses the last one without loading a schema.
+    name, checksum = _verdict_key(tree, manifests, config, renamed)
+    stored = cache.remember(
+        "lint-schemas",
+        _VERDICT_KIND,
+        name,
+        checksum,
+        lambda: [asdict(f) for f in _check(tree, manifests, config, renamed, None)],
+    )
+    return [Finding(**item) for item in stored]
+
+
+_VERDICT_KIND = "lint-schema-verdict-1"
+_HERE = Path(__file__).parent
+_VALIDATOR_FILES = ("apischema.py", "catalog.py", "openapi.py", "cel.py", "schemas/SOURCES.json")
+
+
+def _verdict_key(
+    tree: ParsedTree, manifests: set[str], config: LintConfig, renamed: set[tuple[str, int]]
+) -> tuple[str, str]:
+    from makeflux.lint.catalog import kubernetes_schemas_dir
+
+    settings = repr(
+        (
+            config.kubernetes_version,
+            sorted(config.skip_kinds),
+            config.sops_patterns,
+            [str(p) for p in config.schema_locations],
+            sorted(renamed),
+        )
+    )
+    paths = sorted(manifests)
+    name = hashlib.sha256("\0".join([settings, *paths]).encode()).hexdigest()
+    digest = hashlib.sha256(settings.encode())
+    for path in paths:
+        digest.update(path.encode() + b"\0" + tree.files[path] + b"\0")
+    # Schemas and the code that applies them, by size and mtime (cheap, changes on any edit).
+    sources = [_HERE / f for f in _VALIDATOR_FILES]
+    k8s = kubernetes_schemas_dir(config.kubernetes_version)
+    if k8s is not None:
+        sources.append(k8s / "_definitions.json")
+    for location in config.schema_locations:
+        for directory, _subdirs, names in os.walk(location):
+            sources.extend(Path(directory, n) for n in sorted(names))
+    for source in sources:
+        try:
+            stat = source.stat()
+        except OSError:
+            continue
+        digest.update(f"{source}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return name, digest.hexdigest()
+
+
+def _check(
+    tree: ParsedTree,
+    manifests: set[str],
+    config: LintConfig,
+    renamed: set[tuple[str, int]],
+    catalog: Catalog | None,
+) -> list[Finding]:
+    from makeflux.lint.catalog import Catalog, tree_crd_schemas
+
     documents = [
         doc
         for path in sorted(manifests)
@@ -131,6 +203,8 @@ def _field_path(path: tuple[str | int, ...]) -> str:
 
 def prepare(value: Any, *, sops: bool = False) -> Any:
     """The value Flux would apply: defaults substituted, placeholders and ENC[...] marked."""
+    from makeflux.lint.openapi import Encrypted
+
     if isinstance(value, dict):
         return {
             key: prepare(item, sops=sops)
@@ -148,6 +222,8 @@ def prepare(value: Any, *, sops: bool = False) -> Any:
 
 
 def _substitute(text: str) -> Any:
+    from makeflux.lint.openapi import Placeholder
+
     unresolved = False
 
     def replace(match: re.Match[str]) -> str:
@@ -171,6 +247,8 @@ def _substitute(text: str) -> Any:
 
 def _metadata(doc: Document, value: dict[str, Any], *, check_name: bool) -> list[Finding]:
     """Names, namespaces, label and annotation syntax as the API server checks them."""
+    from makeflux.lint.openapi import Placeholder
+
     metadata = value.get("metadata")
     if not isinstance(metadata, dict):
         return []

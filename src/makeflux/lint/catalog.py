@@ -24,10 +24,10 @@ from typing import Any
 import yaml
 
 from makeflux.errors import MakefluxError, Problem
+from makeflux.lint.config import DEFAULT_KUBERNETES_VERSION
 from makeflux.lint.openapi import Validator
 
 BUILTIN_DIR = Path(__file__).parent / "schemas"
-DEFAULT_KUBERNETES_VERSION = "1.35"
 
 # Kubernetes validates these fields in Go, and kubernetes-validate's schemas carry no enums;
 # the values are the "Possible enum values" of the Kubernetes API reference (v1.35).
@@ -203,7 +203,7 @@ def _read_schema_file(path: Path) -> dict[str, Any]:
 
 
 @cache
-def _kubernetes_schemas_dir(version: str) -> Path | None:
+def kubernetes_schemas_dir(version: str) -> Path | None:
     spec = importlib.util.find_spec("kubernetes_validate")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -213,7 +213,7 @@ def _kubernetes_schemas_dir(version: str) -> Path | None:
 
 
 def kubernetes_versions() -> list[str]:
-    base = _kubernetes_schemas_dir(DEFAULT_KUBERNETES_VERSION)
+    base = kubernetes_schemas_dir(DEFAULT_KUBERNETES_VERSION)
     if base is None:
         return []
     names = (p.name for p in base.parent.glob("v*-local-strict"))
@@ -226,7 +226,7 @@ def kubernetes_versions() -> list[str]:
 def _kubernetes_definitions(version: str) -> tuple[dict[str, Any], dict[tuple[str, str, str], str]]:
     """kubernetes-validate's definitions for a release, with CORE_ENUMS laid over them, and an
     index (group, version, kind) → definition name."""
-    directory = _kubernetes_schemas_dir(version)
+    directory = kubernetes_schemas_dir(version)
     if directory is None:
         return {}, {}
     definitions = json.loads((directory / "_definitions.json").read_text(encoding="utf-8"))["$defs"]

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from makeflux.errors import Problem, SettingsError
-from makeflux.lint.catalog import DEFAULT_KUBERNETES_VERSION, kubernetes_versions
 from makeflux.lint.findings import RULES
 
 DEFAULT_ROOTS = ("kubernetes/flux",)
 DEFAULT_MANIFEST_DIRS = ("kubernetes",)
+DEFAULT_KUBERNETES_VERSION = "1.35"
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def lint_config(
             continue
         externals.add((kind, namespace, name))
     kubernetes_version = table.get("kubernetes_version", DEFAULT_KUBERNETES_VERSION)
-    known_versions = kubernetes_versions()
+    known_versions = _kubernetes_versions() if "kubernetes_version" in table else []
     if not isinstance(kubernetes_version, str) or (
         known_versions and kubernetes_version not in known_versions
     ):
@@ -139,3 +139,9 @@ def lint_config(
     if problems:
         raise SettingsError(problems)
     return config
+
+
+def _kubernetes_versions() -> list[str]:
+    from makeflux.lint.catalog import kubernetes_versions  # loads only when the key is set
+
+    return kubernetes_versions()
