@@ -84,12 +84,53 @@ def run(pipeline_run: Run) -> list[Finding]:
     prefix = display_path(pipeline_run.tree.root)
     findings = [
         f if prefix == "." else replace(f, path=f"{prefix}/{f.path}")
-        for f in lint_tree(pipeline_run.tree.files, config)
+        for f in name_templates(pipeline_run, lint_tree(pipeline_run.tree.files, config))
     ]
     findings += lint_templates(
         pipeline_run.settings, pipeline_run.data.values, config, setup=pipeline_run.setup
     )
     return _finish(findings, config)
+
+
+def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
+    """Each finding in a rendered file, with the template and line that produced its line;
+    a copied file's source is named at the same line."""
+    from makeflux.lint.origins import template_origins
+
+    tree, settings = pipeline_run.tree, pipeline_run.settings
+    assert tree is not None and pipeline_run.setup is not None
+    env = pipeline_run.setup.env
+    traced: dict[str, list | None] = {}
+    named = []
+    for finding in findings:
+        source = tree.sources.get(finding.path)
+        if source is None:
+            named.append(finding)
+            continue
+        if not source.is_template:
+            shown = _shown(source.path, settings)
+            named.append(replace(finding, template=shown, template_line=finding.line))
+            continue
+        if finding.path not in traced:
+            rendered = tree.files[finding.path].decode("utf-8", "replace")
+            traced[finding.path] = template_origins(env, source, settings, rendered, env.globals)
+        origins = traced[finding.path]
+        origin = origins[finding.line - 1] if origins and finding.line <= len(origins) else None
+        if origin is None:
+            named.append(finding)
+            continue
+        name, line = origin
+        try:
+            filename = env.loader.get_source(env, name)[1] if env.loader else None
+        except Exception:  # a template the loader no longer finds: name nothing
+            filename = None
+        if filename is None:
+            named.append(finding)
+            continue
+        named.append(
+            replace(finding, template=_shown(Path(filename), settings), template_line=line)
+        )
+    return named
 
 
 def config_from_settings(settings: Settings) -> LintConfig:
