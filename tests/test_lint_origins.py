@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from textwrap import dedent
 
+import pytest
 from conftest import run_cli
 
 SETTINGS = """\
@@ -155,3 +156,21 @@ def test_an_untraceable_line_names_no_template(tmp_path) -> None:
     found = schema_findings(project)
     assert [f["template"] for f in found] == [None] * len(found)
     assert [f["line"] for f in found] == [8, 17, 25, 32]
+
+
+@pytest.mark.parametrize("command", ["render", "check", "plan", "lint"])
+def test_every_command_that_lints_reports_schema_findings_with_their_template(
+    tmp_path, command: str
+) -> None:
+    project = make_project(
+        tmp_path, {"templates/kubernetes/apps/web/app/service.yaml.j2": SERVICES}
+    )
+    result = run_cli([command], project)
+    assert result.exit_code == 1, result.output
+    assert (
+        "kubernetes/apps/web/app/service.yaml:17 (templates/macros/ports.j2:3): error: "
+        "schema-unknown-field: Service spec.ports[0].protocoll"
+    ) in result.output
+    if command != "lint":
+        skipped = run_cli([command, "--no-lint"], project)
+        assert "schema-" not in skipped.output

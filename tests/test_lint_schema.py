@@ -591,3 +591,13 @@ def test_verdict_is_kept_between_runs_and_follows_edits(tmp_path: Path, monkeypa
     # The same files under other settings are a different verdict.
     skipped = LintConfig(skip_kinds=frozenset({"Deployment"}))
     assert [f for f in lint_tree(bad, skipped) if f.rule.startswith("schema-")] == []
+
+
+def test_generate_name_is_a_prefix_of_a_valid_name() -> None:
+    job = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: {prefix}\n"
+    assert schema_findings(job.format(prefix="backup-")) == []
+    assert schema_findings(job.format(prefix="Backup_")) == [
+        f"{PATH}:4: error: schema-metadata: ConfigMap metadata.generateName: 'Backup_' is not a "
+        "DNS-1123 subdomain; use lowercase letters, digits, '-' and '.', starting and ending "
+        "alphanumeric"
+    ]

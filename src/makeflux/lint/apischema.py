@@ -253,27 +253,12 @@ def _metadata(doc: Document, value: dict[str, Any], *, check_name: bool) -> list
     if not isinstance(metadata, dict):
         return []
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    name = metadata.get("name")
-    if check_name and isinstance(name, str) and not isinstance(name, Placeholder):
-        pattern = _LABEL_NAMED.get((doc.group, doc.kind))
-        if pattern is not None:
-            if len(name) > 63 or not pattern.match(name):
-                first = "start with a letter, " if pattern is _DNS1035_LABEL else ""
-                problems.append(
-                    (
-                        ("metadata", "name"),
-                        f"{name!r} is not a valid {doc.kind} name; use at most 63 lowercase"
-                        f" letters, digits and '-', {first}starting and ending alphanumeric",
-                    )
-                )
-        elif len(name) > 253 or not _DNS1123_SUBDOMAIN.match(name):
-            problems.append(
-                (
-                    ("metadata", "name"),
-                    f"{name!r} is not a DNS-1123 subdomain; use lowercase letters, digits, '-'"
-                    " and '.', starting and ending alphanumeric",
-                )
-            )
+    for field in ("name", "generateName") if check_name else ():
+        name = metadata.get(field)
+        if isinstance(name, str) and not isinstance(name, Placeholder):
+            problem = _name_problem(doc, name, prefix=field == "generateName")
+            if problem:
+                problems.append((("metadata", field), problem))
     namespace = metadata.get("namespace")
     if (
         isinstance(namespace, str)
@@ -318,6 +303,26 @@ def _metadata(doc: Document, value: dict[str, Any], *, check_name: bool) -> list
         )
         for path, message in problems
     ]
+
+
+def _name_problem(doc: Document, name: str, *, prefix: bool) -> str:
+    """What the API server says about a name; a generateName prefix may end in '-'."""
+    checked = name[:-1] + "a" if prefix and name.endswith("-") else name
+    pattern = _LABEL_NAMED.get((doc.group, doc.kind))
+    if pattern is not None:
+        if len(checked) <= 63 and pattern.match(checked):
+            return ""
+        first = "start with a letter, " if pattern is _DNS1035_LABEL else ""
+        return (
+            f"{name!r} is not a valid {doc.kind} name; use at most 63 lowercase letters, digits"
+            f" and '-', {first}starting and ending alphanumeric"
+        )
+    if len(checked) <= 253 and _DNS1123_SUBDOMAIN.match(checked):
+        return ""
+    return (
+        f"{name!r} is not a DNS-1123 subdomain; use lowercase letters, digits, '-' and '.',"
+        " starting and ending alphanumeric"
+    )
 
 
 def _key_problem(key: str) -> str:
