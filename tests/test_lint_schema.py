@@ -601,3 +601,64 @@ def test_generate_name_is_a_prefix_of_a_valid_name() -> None:
         "DNS-1123 subdomain; use lowercase letters, digits, '-' and '.', starting and ending "
         "alphanumeric"
     ]
+
+
+def test_cel_comprehension_macros_of_prometheus_operator() -> None:
+    """ScrapeConfig's rule uses a list literal, filter() and size()."""
+    scrape = dedent(
+        """\
+        apiVersion: monitoring.coreos.com/v1alpha1
+        kind: ScrapeConfig
+        metadata:
+          name: nodes
+        spec:
+          basicAuth:
+            username:
+              name: creds
+              key: user
+        """
+    )
+    assert schema_findings(scrape) == []
+    both = scrape + "  authorization:\n    type: Bearer\n"
+    assert schema_findings(both) == [
+        f"{PATH}:5: error: schema-cel: ScrapeConfig spec: at most one of basicAuth, "
+        "authorization, or oauth2 can be configured"
+    ]
+
+
+def test_every_cel_rule_of_the_built_in_catalog_is_in_the_evaluated_subset() -> None:
+    """A rule outside the subset would be skipped silently: keep the catalog fully covered."""
+    from makeflux.lint.cel import compile_rule
+
+    rules: list[str] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            rules.extend(r["rule"] for r in node.get("x-kubernetes-validations") or [])
+            for child in node.values():
+                collect(child)
+        elif isinstance(node, list):
+            for child in node:
+                collect(child)
+
+    for path in BUILTIN_DIR.rglob("*_*.json"):
+        collect(json.loads(path.read_text()))
+    assert len(rules) > 40
+    for rule in rules:
+        compile_rule(rule)  # raises Unsupported for an expression outside the subset
+
+
+def test_unknown_kubernetes_version_is_one_line_exit_2(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "makeflux.toml").write_text(
+        '[makeflux]\ninputs = ["templates"]\noutput = "."\n'
+        '[makeflux.lint]\nkubernetes_version = "1.99"\n'
+    )
+    (tmp_path / "kubernetes").mkdir()
+    result = CliRunner().invoke(cli, ["lint", "kubernetes"])
+    assert result.exit_code == 2
+    assert result.output.strip().endswith(
+        "makeflux.toml: 'lint.kubernetes_version' '1.99' has no schemas; known: 1.25, 1.26, "
+        "1.27, 1.28, 1.29, 1.30, 1.31, 1.32, 1.33, 1.34, 1.35, 1.36, 1.37"
+    )
+    assert len(result.output.strip().splitlines()) == 1

@@ -127,7 +127,16 @@ class _Parser:
             kind, name = self.take()
             if kind != "name":
                 raise Unsupported("field name expected")
-            if self.peek() == "(":
+            if self.peek() == "(" and name in _MACROS:
+                self.take("(")
+                variable_kind, variable = self.take()
+                if variable_kind != "name":
+                    raise Unsupported(f"{name}() needs a variable")
+                self.take(",")
+                body = self.expression()
+                self.take(")")
+                node = ("macro", name, node, variable, body)
+            elif self.peek() == "(":
                 node = ("call", name, [node, *self.arguments()])
             else:
                 node = ("field", node, name)
@@ -179,6 +188,8 @@ class _Parser:
                 return ("call", text, self.arguments())
             if text == "self":
                 return ("self",)
+            # a macro's variable (the parser does not track scopes: evaluation does)
+            return ("variable", text)
         raise Unsupported(f"unsupported token {text!r}")
 
 
@@ -197,7 +208,7 @@ class Program:
     tree: Node
 
     def evaluate(self, value: Any) -> bool:
-        result = _evaluate(self.tree, value)
+        result = _evaluate(self.tree, {"self": value})
         if not isinstance(result, bool):
             raise Unsupported("the rule does not give a boolean")
         return result
@@ -271,49 +282,80 @@ _METHODS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _evaluate(node: Node, value: Any) -> Any:
+# Comprehension macros: target.name(variable, body).
+_MACROS = ("all", "exists", "exists_one", "filter", "map")
+
+
+def _macro(name: str, target: Any, variable: str, body: Node, scope: dict[str, Any]) -> Any:
+    if isinstance(target, dict):
+        items = list(target)
+    elif isinstance(target, list):
+        items = target
+    else:
+        raise Unsupported(f"{name}() on a non-collection")
+    results = [_evaluate(body, {**scope, variable: item}) for item in items]
+    if name == "map":
+        return results
+    if not all(isinstance(r, bool) for r in results):
+        raise Unsupported(f"{name}() needs a boolean body")
+    if name == "all":
+        return all(results)
+    if name == "exists":
+        return any(results)
+    if name == "exists_one":
+        return results.count(True) == 1
+    return [item for item, keep in zip(items, results, strict=True) if keep]
+
+
+def _evaluate(node: Node, scope: dict[str, Any]) -> Any:
     kind = node[0]
     if kind == "literal":
         return node[1]
     if kind == "self":
-        return value
+        return scope["self"]
+    if kind == "variable":
+        if node[1] not in scope:
+            raise Unsupported(f"unknown name {node[1]}")
+        return scope[node[1]]
+    if kind == "macro":
+        return _macro(node[1], _evaluate(node[2], scope), node[3], node[4], scope)
     if kind == "list":
-        return [_evaluate(item, value) for item in node[1]]
+        return [_evaluate(item, scope) for item in node[1]]
     if kind == "field":
-        return _field(_evaluate(node[1], value), node[2])
+        return _field(_evaluate(node[1], scope), node[2])
     if kind == "index":
-        target, index = _evaluate(node[1], value), _evaluate(node[2], value)
+        target, index = _evaluate(node[1], scope), _evaluate(node[2], scope)
         try:
             return target[index]
         except (KeyError, IndexError, TypeError):
             raise Unsupported("index out of range") from None
     if kind == "has":
-        target = _evaluate(node[1], value)
+        target = _evaluate(node[1], scope)
         if not isinstance(target, dict):
             raise Unsupported("has() on a non-object")
         return node[2] in target and target[node[2]] is not None
     if kind == "not":
-        operand = _evaluate(node[1], value)
+        operand = _evaluate(node[1], scope)
         if not isinstance(operand, bool):
             raise Unsupported("! needs a boolean")
         return not operand
     if kind == "neg":
-        operand = _evaluate(node[1], value)
+        operand = _evaluate(node[1], scope)
         if not _is_number(operand):
             raise Unsupported("- needs a number")
         return -operand
     if kind == "if":
-        condition = _evaluate(node[1], value)
+        condition = _evaluate(node[1], scope)
         if not isinstance(condition, bool):
             raise Unsupported("?: needs a boolean")
-        return _evaluate(node[2] if condition else node[3], value)
+        return _evaluate(node[2] if condition else node[3], scope)
     if kind == "binary":
-        return _binary(node[1], node[2], node[3], value)
+        return _binary(node[1], node[2], node[3], scope)
     if kind == "call":
         function = _METHODS.get(node[1])
         if function is None:
             raise Unsupported(f"function {node[1]}")
-        arguments = [_evaluate(argument, value) for argument in node[2]]
+        arguments = [_evaluate(argument, scope) for argument in node[2]]
         try:
             return function(*arguments)
         except (TypeError, ValueError, re.error):
@@ -321,20 +363,20 @@ def _evaluate(node: Node, value: Any) -> Any:
     raise Unsupported(kind)
 
 
-def _binary(operator: str, left_node: Node, right_node: Node, value: Any) -> Any:
+def _binary(operator: str, left_node: Node, right_node: Node, scope: dict[str, Any]) -> Any:
     if operator in ("&&", "||"):
         # CEL's logical operators are commutative about errors: false && error is false.
         short = operator == "||"
-        left = _logical(left_node, value)
+        left = _logical(left_node, scope)
         if left is short:
             return short
-        right = _logical(right_node, value)
+        right = _logical(right_node, scope)
         if right is short:
             return short
         if left is None or right is None:
             raise Unsupported("operand could not be evaluated")
         return not short
-    left, right = _evaluate(left_node, value), _evaluate(right_node, value)
+    left, right = _evaluate(left_node, scope), _evaluate(right_node, scope)
     if operator in ("+", "-", "*", "/", "%"):
         if not (_is_number(left) and _is_number(right)) and not (
             operator == "+" and type(left) is type(right) and isinstance(left, str | list)
@@ -355,9 +397,9 @@ def _binary(operator: str, left_node: Node, right_node: Node, value: Any) -> Any
     return _compare(operator, left, right)
 
 
-def _logical(node: Node, value: Any) -> bool | None:
+def _logical(node: Node, scope: dict[str, Any]) -> bool | None:
     try:
-        result = _evaluate(node, value)
+        result = _evaluate(node, scope)
     except Unsupported:
         return None
     if not isinstance(result, bool):
