@@ -662,3 +662,22 @@ def test_unknown_kubernetes_version_is_one_line_exit_2(tmp_path: Path, monkeypat
         "1.27, 1.28, 1.29, 1.30, 1.31, 1.32, 1.33, 1.34, 1.35, 1.36, 1.37"
     )
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_values_read_as_kubernetes_reads_yaml() -> None:
+    """An unquoted date stays a string and non-string keys become strings, as in Kubernetes."""
+    text = dedent(
+        """\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: dates
+          annotations:
+            example.com/released: 2026-01-31
+        data:
+          1: one
+          true: yes-string
+          released: 2026-01-31
+        """
+    )
+    assert schema_findings(text) == []

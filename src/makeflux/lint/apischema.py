@@ -16,6 +16,7 @@ import posixpath
 import re
 from collections.abc import Iterable
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,18 +208,32 @@ def prepare(value: Any, *, sops: bool = False) -> Any:
 
     if isinstance(value, dict):
         return {
-            key: prepare(item, sops=sops)
+            _json_key(key): prepare(item, sops=sops)
             for key, item in value.items()
             if not (sops and key == "sops")
         }
     if isinstance(value, list):
         return [prepare(item, sops=sops) for item in value]
+    if isinstance(value, date):
+        # Kubernetes' YAML reader keeps an unquoted 2026-01-31 a string; PyYAML makes a date.
+        return value.isoformat()
     if isinstance(value, str):
         if sops and _ENCRYPTED.match(value):
             return Encrypted(value)
         if "${" in value:
             return _substitute(value)
     return value
+
+
+def _json_key(key: Any) -> Any:
+    """A mapping key as JSON has it: Kubernetes' YAML reader turns 1 or true into "1", "true"."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, date):
+        return key.isoformat()
+    return "null" if key is None else str(key)
 
 
 def _substitute(text: str) -> Any:
