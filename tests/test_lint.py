@@ -74,7 +74,7 @@ BROKEN_FINDINGS = [
     "kubernetes/apps/monitoring/grafana/app/schema.yaml:27 "
     "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:27): error: "
     "schema-list-unique: Deployment spec.template.spec.containers[0].ports[1]: duplicate "
-    "containerPort/protocol (3000, 'TCP') (first at item 0); each must appear once",
+    "containerPort/protocol 3000/TCP (first at item 0); each must appear once",
     "kubernetes/apps/monitoring/grafana/app/schema.yaml:32 "
     "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:32): error: "
     "schema-unknown-field: Deployment spec.template.spec.dnsConfig.options[0].nam: unknown "

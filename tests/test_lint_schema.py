@@ -326,7 +326,7 @@ def test_list_map_keys_must_be_unique() -> None:
     )
     assert schema_findings(service) == [
         f"{PATH}:9: error: schema-list-unique: Service spec.ports[1]: duplicate port/protocol "
-        "(80, None) (first at item 0); each must appear once"
+        "80/unset (first at item 0); each must appear once"
     ]
     assert schema_findings(service.replace("port: 80\n", "port: 81\n", 1)) == []
 

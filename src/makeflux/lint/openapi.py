@@ -372,12 +372,15 @@ class Validator:
                 continue
             marker = repr(key)
             if marker in seen:
-                shown = key[0] if isinstance(key, tuple) and len(key) == 1 else key
+                if isinstance(key, tuple):  # map keys: 80/TCP, a key left out as 'unset'
+                    shown = "/".join("unset" if part is None else str(part) for part in key)
+                else:
+                    shown = _shown(key)
                 out.append(
                     Violation(
                         (*path, index),
                         "schema-list-unique",
-                        f"duplicate {what} {_shown(shown)} (first at item {seen[marker]}); "
+                        f"duplicate {what} {shown} (first at item {seen[marker]}); "
                         "each must appear once",
                     )
                 )
