@@ -681,3 +681,28 @@ def test_values_read_as_kubernetes_reads_yaml() -> None:
         """
     )
     assert schema_findings(text) == []
+
+
+def test_cel_rules_see_the_schema_defaults() -> None:
+    """Bucket's provider defaults to 'generic', whose only STS provider is 'ldap': the API
+    server defaults before it evaluates the rules, and so does lint."""
+    bucket = dedent(
+        """\
+        apiVersion: source.toolkit.fluxcd.io/v1
+        kind: Bucket
+        metadata:
+          name: b
+        spec:
+          interval: 1h
+          bucketName: b
+          endpoint: minio.example.com
+          sts:
+            provider: {provider}
+            endpoint: https://sts.example.com
+        """
+    )
+    assert schema_findings(bucket.format(provider="ldap")) == []
+    assert schema_findings(bucket.format(provider="aws")) == [
+        f"{PATH}:5: error: schema-cel: Bucket spec: 'ldap' is the only supported STS provider "
+        "for the 'generic' Bucket provider"
+    ]

@@ -391,12 +391,14 @@ class Validator:
         rules = schema.get("x-kubernetes-validations")
         if not rules or _holds_placeholder(value):
             return
+        # The API server evaluates rules after defaulting: so do we.
+        defaulted = self._defaulted(value, schema)
         for rule in rules:
             source = rule.get("rule") if isinstance(rule, Mapping) else None
             if not isinstance(source, str):
                 continue
             try:
-                passed = compile_rule(source).evaluate(value)
+                passed = compile_rule(source).evaluate(defaulted)
             except (Unsupported, RecursionError):
                 continue
             if passed:
@@ -407,6 +409,24 @@ class Validator:
             if isinstance(field_path, str) and field_path.startswith("."):
                 where = (*path, *field_path[1:].split("."))
             out.append(Violation(where, "schema-cel", message))
+
+    def _defaulted(self, value: Any, schema: Mapping[str, Any]) -> Any:
+        """`value` with the schema's defaults filled in where fields are missing."""
+        schema, _ = self._resolve(schema)
+        if isinstance(value, dict):
+            properties: Mapping[str, Any] = schema.get("properties") or {}
+            filled = {
+                key: self._defaulted(item, properties[key]) if key in properties else item
+                for key, item in value.items()
+            }
+            for key, child in properties.items():
+                default = self._resolve(child)[0].get("default")
+                if key not in filled and default is not None:
+                    filled[key] = self._defaulted(default, child)
+            return filled
+        if isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+            return [self._defaulted(item, schema["items"]) for item in value]
+        return value
 
 
 def _unknown(key: str, properties: Mapping[str, Any]) -> str:
