@@ -542,40 +542,27 @@ def test_bad_user_catalog_is_one_line_exit_2(
 
 
 def test_extracting_a_flux_crd_round_trips_to_the_built_in_schema(tmp_path: Path) -> None:
-    """The built-in HelmRelease schema and one extracted from a CRD document built from it
-    accept and reject the same documents."""
-    builtin = json.loads((BUILTIN_DIR / "helm.toolkit.fluxcd.io/helmrelease_v2.json").read_text())
-    crd = {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "helmreleases.helm.toolkit.fluxcd.io"},
-        "spec": {
-            "group": "helm.toolkit.fluxcd.io",
-            "names": {"kind": "HelmRelease", "plural": "helmreleases"},
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": "v2",
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": builtin},
-                }
-            ],
-        },
-    }
-    (tmp_path / "hr.yaml").write_text(json.dumps(crd))
-    result = CliRunner().invoke(
-        cli, ["schemas", "extract", str(tmp_path / "hr.yaml"), "-d", str(tmp_path / "cat")]
-    )
+    """kustomize-controller's own CRD file, through `makeflux schemas extract`, gives the
+    built-in schema, which accepts and rejects the same documents."""
+    crd = Path(__file__).parent / "fixtures/crds/kustomize.toolkit.fluxcd.io_kustomizations.yaml"
+    catalog = tmp_path / "catalog"
+    result = CliRunner().invoke(cli, ["schemas", "extract", str(crd), "-d", str(catalog)])
     assert result.exit_code == 0, result.output
-    extracted = json.loads(
-        (tmp_path / "cat/helm.toolkit.fluxcd.io/helmrelease_v2.json").read_text()
+    relative = "kustomize.toolkit.fluxcd.io/kustomization_v1.json"
+    assert json.loads((catalog / relative).read_text()) == json.loads(
+        (BUILTIN_DIR / relative).read_text()
     )
-    assert extracted == builtin
-    documents = [HELMRELEASE.format(source=s) for s in ("", CHART, CHART_REF, CHART + "\n  x: 1")]
-    with_user = LintConfig(schema_locations=(tmp_path / "cat",))
-    for document in documents:
-        assert schema_findings(document, with_user) == schema_findings(document)
+    valid = KUSTOMIZATION.format(interval="10m")
+    documents = [
+        valid,
+        KUSTOMIZATION.format(interval="soon"),
+        valid.replace("  prune: true\n", "  prune: maybe\n  intervall: 1m\n"),
+        valid + "  kubeConfig:\n    configMapRef:\n      name: a\n    secretRef:\n      name: b\n",
+    ]
+    with_user = LintConfig(schema_locations=(catalog,))
+    verdicts = [schema_findings(document, with_user) for document in documents]
+    assert verdicts == [schema_findings(document) for document in documents]
+    assert [len(v) for v in verdicts] == [0, 1, 2, 1]
 
 
 def test_verdict_is_kept_between_runs_and_follows_edits(tmp_path: Path, monkeypatch) -> None:
