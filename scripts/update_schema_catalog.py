@@ -45,8 +45,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, help="directory of local git clones")
     parser.add_argument("--output", type=Path, default=BUILTIN_DIR)
+    parser.add_argument("--sources", type=Path, default=SOURCES_FILE)
     args = parser.parse_args()
-    sources = tomllib.loads(SOURCES_FILE.read_text(encoding="utf-8"))["source"]
+    sources = tomllib.loads(args.sources.read_text(encoding="utf-8"))["source"]
     staging = args.output.with_name(args.output.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "LICENSES").mkdir(parents=True)
