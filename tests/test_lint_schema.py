@@ -233,6 +233,30 @@ def test_the_eight_planted_mistakes_each_at_its_own_line(tmp_path: Path) -> None
         ),
     ]
 
+    # The same file as a template in a project: each finding names the template line, one
+    # below the rendered line (the template opens with a `#% if %#` line).
+    project = tmp_path / "project"
+    template = project / "templates/kubernetes/apps/mistakes.yaml.j2"
+    template.parent.mkdir(parents=True)
+    mistakes = (apps / "mistakes.yaml").read_text()
+    template.write_text("#% if true %#\n" + mistakes + "#% endif %#\n")
+    (project / "makeflux.toml").write_text('[makeflux]\ninputs = ["templates"]\noutput = "."\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "makeflux", "lint", "--format", "json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    named = [
+        (f["line"], f["rule"], f["message"], f["template"], f["template_line"])
+        for f in json.loads(result.stdout)
+        if f["rule"].startswith("schema-")
+    ]
+    shown = "templates/kubernetes/apps/mistakes.yaml.j2"
+    assert named == [(*finding, shown, finding[0] + 1) for finding in found]
+
 
 def test_valid_documents_of_every_catalog_source_pass() -> None:
     text = (
