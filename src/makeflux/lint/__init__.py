@@ -95,12 +95,13 @@ def run(pipeline_run: Run) -> list[Finding]:
 def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
     """Each finding in a rendered file, with the template and line that produced its line;
     a copied file's source is named at the same line."""
-    from makeflux.lint.origins import template_origins
+    from makeflux.lint.origins import marking_environment, template_origins
 
     tree, settings = pipeline_run.tree, pipeline_run.settings
     assert tree is not None and pipeline_run.setup is not None
     env = pipeline_run.setup.env
     traced: dict[str, list | None] = {}
+    marking = None
     named = []
     for finding in findings:
         source = tree.sources.get(finding.path)
@@ -113,7 +114,10 @@ def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
             continue
         if finding.path not in traced:
             rendered = tree.files[finding.path].decode("utf-8", "replace")
-            traced[finding.path] = template_origins(env, source, settings, rendered, env.globals)
+            marking = marking or marking_environment(env)
+            traced[finding.path] = template_origins(
+                marking, source, settings, rendered, env.globals
+            )
         origins = traced[finding.path]
         origin = origins[finding.line - 1] if origins and finding.line <= len(origins) else None
         if origin is None:

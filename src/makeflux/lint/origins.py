@@ -43,12 +43,14 @@ class _MarkingCodeGenerator(CodeGenerator):
         super().visit_Output(nodes.Output(marked, lineno=node.lineno), frame)
 
 
-def _marking_environment(env: jinja2.Environment) -> jinja2.Environment:
+def marking_environment(env: jinja2.Environment) -> jinja2.Environment:
+    """An overlay of `env` whose templates mark their output (one per lint run: partials and
+    macros are compiled once however many files are traced)."""
     marking = env.overlay()
     marking.code_generator_class = _MarkingCodeGenerator
     # Never share compiled code with the real render: neither its in-memory templates nor the
     # persistent cache may hand out (or receive) marked code.
-    marking.cache = None
+    marking.cache = {}
     marking.bytecode_cache = None
     return marking
 
@@ -85,18 +87,19 @@ def read_origins(marked: str) -> tuple[str, list[Origin | None]]:
 
 
 def template_origins(
-    env: jinja2.Environment,
+    marking: jinja2.Environment,
     source: SourceFile,
     settings: Settings,
     rendered: str,
     context: Mapping[str, Any],
 ) -> list[Origin | None] | None:
     """Per output line (index 0 = line 1), the template name and line it came from; None when
-    the template cannot be traced (the marked render failed or differs from `rendered`)."""
+    the template cannot be traced (the marked render failed or differs from `rendered`).
+    `marking` comes from marking_environment()."""
     from makeflux.render import render_one
 
     try:
-        marked = render_one(_marking_environment(env), source, settings, context)
+        marked = render_one(marking, source, settings, context)
     except Exception:
         return None
     text, origins = read_origins(marked)
