@@ -395,6 +395,7 @@ def test_metadata_names_namespaces_and_annotation_keys() -> None:
         ("${APP_REPLICAS:=2}", "${PORT}", []),
         ("${APP_REPLICAS}", "${PORT:=8080}", []),
         ("${APP_REPLICAS:=two}", "80", ["spec.replicas: 'two' is a string; expected an integer"]),
+        ('"${APP_REPLICAS:=2}"', "80", ["spec.replicas: '2' is a string; expected an integer"]),
         ("x-${SUFFIX}", "${PORT:-http}", ["spec.ports[0].port: 'http' is a string"]),
     ],
 )

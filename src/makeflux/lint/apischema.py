@@ -147,7 +147,7 @@ def _check(
             continue
         group, _, version = doc.api_version.rpartition("/")
         sops = "sops" in doc.data or _matches(doc.path, config.sops_patterns)
-        value = prepare(doc.data, sops=sops)
+        value = prepare(doc.data, doc.node, sops=sops)
         findings.extend(_metadata(doc, value, check_name=(doc.path, doc.index) not in renamed))
         found = catalog.validator(group, version, doc.kind)
         if found is None:
@@ -202,18 +202,25 @@ def _field_path(path: tuple[str | int, ...]) -> str:
     return shown
 
 
-def prepare(value: Any, *, sops: bool = False) -> Any:
-    """The value Flux would apply: defaults substituted, placeholders and ENC[...] marked."""
+def prepare(value: Any, node: yaml.Node | None = None, *, sops: bool = False) -> Any:
+    """The value Flux would apply: defaults substituted, placeholders and ENC[...] marked.
+    `node` is the value's YAML node, when known (a quoted placeholder stays a string)."""
     from makeflux.lint.openapi import Encrypted
 
     if isinstance(value, dict):
+        children: dict[Any, yaml.Node] = {}
+        if isinstance(node, yaml.MappingNode):
+            children = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
         return {
-            _json_key(key): prepare(item, sops=sops)
+            _json_key(key): prepare(item, children.get(str(key)), sops=sops)
             for key, item in value.items()
             if not (sops and key == "sops")
         }
     if isinstance(value, list):
-        return [prepare(item, sops=sops) for item in value]
+        items = node.value if isinstance(node, yaml.SequenceNode) else []
+        if len(items) != len(value):
+            items = [None] * len(value)
+        return [prepare(item, child, sops=sops) for item, child in zip(value, items, strict=True)]
     if isinstance(value, date):
         # Kubernetes' YAML reader keeps an unquoted 2026-01-31 a string; PyYAML makes a date.
         return value.isoformat()
@@ -221,7 +228,8 @@ def prepare(value: Any, *, sops: bool = False) -> Any:
         if sops and _ENCRYPTED.match(value):
             return Encrypted(value)
         if "${" in value:
-            return _substitute(value)
+            quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"', "|", ">")
+            return _substitute(value, quoted=quoted)
     return value
 
 
@@ -236,7 +244,7 @@ def _json_key(key: Any) -> Any:
     return "null" if key is None else str(key)
 
 
-def _substitute(text: str) -> Any:
+def _substitute(text: str, *, quoted: bool) -> Any:
     from makeflux.lint.openapi import Placeholder
 
     unresolved = False
@@ -251,8 +259,9 @@ def _substitute(text: str) -> Any:
     result = _VARIABLE.sub(replace, text)
     if unresolved or "${" in result:
         return Placeholder(text)
-    if _VARIABLE.fullmatch(text):
-        # Flux substitutes in the YAML text: a plain `${N:=2}` becomes the integer 2.
+    if _VARIABLE.fullmatch(text) and not quoted:
+        # Flux substitutes in the YAML text: a plain `${N:=2}` becomes the integer 2, a quoted
+        # "${N:=2}" the string "2".
         try:
             return yaml.safe_load(result)
         except yaml.YAMLError:
