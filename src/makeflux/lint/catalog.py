@@ -82,25 +82,31 @@ def schema_file_name(group: str, kind: str, version: str) -> str:
     return f"{group or 'core'}/{kind.lower()}_{version}.json"
 
 
-def strict(schema: Any) -> Any:
+# Value validations: their `properties` constrain fields the structural schema declares, and
+# add none (so they are never closed to other fields).
+_LOGIC_KEYS = ("allOf", "anyOf", "oneOf", "not")
+
+
+def strict(schema: Any, *, structural: bool = True) -> Any:
     """A CRD's openAPIV3Schema as the API server applies it with field validation Strict:
     objects that list their properties reject others (unless they preserve unknown fields).
     Descriptions go: they are most of a CRD's size and no check reads them."""
     if isinstance(schema, list):
-        return [strict(item) for item in schema]
+        return [strict(item, structural=structural) for item in schema]
     if not isinstance(schema, dict):
         return schema
     result = {
         key: (
-            {name: strict(sub) for name, sub in value.items()}
+            {name: strict(sub, structural=structural) for name, sub in value.items()}
             if key == "properties" and isinstance(value, dict)
-            else strict(value)
+            else strict(value, structural=structural and key not in _LOGIC_KEYS)
         )
         for key, value in schema.items()
         if key != "description"
     }
     if (
-        "properties" in result
+        structural
+        and "properties" in result
         and "additionalProperties" not in result
         and not result.get("x-kubernetes-preserve-unknown-fields")
     ):

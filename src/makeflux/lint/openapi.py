@@ -171,6 +171,11 @@ class Validator:
             self._alternatives(value, schema, path, out)
         for part in schema.get("allOf", ()):
             self._check(value, part, path, out)
+        if isinstance(schema.get("not"), Mapping):
+            matched: list[Violation] = []
+            self._check(value, schema["not"], path, matched)
+            if not matched:
+                out.append(Violation(path, "schema-enum", f"{_shown(value)} is not allowed here"))
         if isinstance(value, Encrypted):
             return
         if "enum" in schema and not self._in_enum(value, schema["enum"]):
