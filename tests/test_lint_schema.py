@@ -759,3 +759,13 @@ def test_gateway_api_routes() -> None:
         f"{PATH}:13: error: schema-cel: HTTPRoute spec.rules[0]: RequestRedirect filter must not "
         "be used together with backendRefs"
     ]
+
+
+def test_annotations_fit_in_256_kib() -> None:
+    doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  annotations:\n    a: {value}\n"
+    assert schema_findings(doc.format(value="x" * (256 * 1024 - 1))) == []
+    assert schema_findings(doc.format(value="x" * (256 * 1024))) == [
+        f"{PATH}:5: error: schema-metadata: ConfigMap metadata.annotations: annotations total "
+        "262145 bytes; the API server takes at most 262144 (256 KiB): move large data to a "
+        "ConfigMap"
+    ]

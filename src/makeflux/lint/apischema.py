@@ -43,6 +43,7 @@ _DNS1123_SUBDOMAIN = re.compile(
 )
 _QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_ANNOTATIONS_LIMIT = 256 * 1024
 # Kinds whose names the API server checks as DNS labels rather than subdomains.
 _LABEL_NAMED = {("", "Namespace"): _DNS1123_LABEL, ("", "Service"): _DNS1035_LABEL}
 
@@ -317,6 +318,17 @@ def _metadata(doc: Document, value: dict[str, Any], *, check_name: bool) -> list
                         " '-', '_' and '.', starting and ending alphanumeric (or empty)",
                     )
                 )
+    annotations = metadata.get("annotations")
+    if isinstance(annotations, dict):
+        size = sum(len(f"{k}{v or ''}".encode()) for k, v in annotations.items())
+        if size > _ANNOTATIONS_LIMIT:
+            problems.append(
+                (
+                    ("metadata", "annotations"),
+                    f"annotations total {size} bytes; the API server takes at most"
+                    f" {_ANNOTATIONS_LIMIT} (256 KiB): move large data to a ConfigMap",
+                )
+            )
     return [
         Finding(
             doc.path,
