@@ -769,3 +769,32 @@ def test_annotations_fit_in_256_kib() -> None:
         "262145 bytes; the API server takes at most 262144 (256 KiB): move large data to a "
         "ConfigMap"
     ]
+
+
+def test_cel_raw_triple_quoted_patterns_of_gateway_addresses() -> None:
+    gateway = dedent(
+        """\
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata:
+          name: external
+        spec:
+          gatewayClassName: envoy
+          addresses:
+            - type: Hostname
+              value: {host}
+          listeners:
+            - name: https
+              protocol: HTTPS
+              port: 443
+              tls:
+                certificateRefs:
+                  - name: cert
+        """
+    )
+    assert schema_findings(gateway.format(host="gw.example.com")) == []
+    assert schema_findings(gateway.format(host="Bad_Host")) == [
+        f"{PATH}:8: error: schema-cel: Gateway spec.addresses[0]: Hostname value must be empty "
+        "or contain only valid characters (matching "
+        "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)"
+    ]

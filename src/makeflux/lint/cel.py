@@ -25,7 +25,7 @@ class Unsupported(Exception):
 _TOKEN = re.compile(
     r"""\s*(?:
       (?P<number>\d+(?:\.\d+)?u?)
-    | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+    | (?P<string>[rR]?(?:'{3}[\s\S]*?'{3}|"{3}[\s\S]*?"{3}|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"))
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<op>&&|\|\||==|!=|<=|>=|[<>!?:.,()\[\]+\-*/%])
     )""",
@@ -147,10 +147,16 @@ class _Parser:
         arguments: list[Node] = []
         while self.peek() != ")":
             arguments.append(self.expression())
-            if self.peek() == ",":
-                self.take()
+            self.separator(")")
         self.take(")")
         return arguments
+
+    def separator(self, closing: str) -> None:
+        """A ',' between items, or the closing bracket next."""
+        if self.peek() == ",":
+            self.take()
+        elif self.peek() != closing:
+            raise Unsupported(f"expected ',' or {closing!r}")
 
     def primary(self) -> Node:
         kind, text = self.take()
@@ -168,8 +174,7 @@ class _Parser:
             items: list[Node] = []
             while self.peek() != "]":
                 items.append(self.expression())
-                if self.peek() == ",":
-                    self.take()
+                self.separator("]")
             self.take("]")
             return ("list", items)
         if kind == "name":
@@ -194,8 +199,11 @@ class _Parser:
 
 
 def _unquote(text: str) -> str:
-    body = text[1:-1]
-    if "\\" in body:
+    raw = text[0] in "rR"
+    text = text[1:] if raw else text
+    quote = 3 if text[:3] in ('"""', "'''") else 1
+    body = text[quote:-quote]
+    if "\\" in body and not raw:
         body = re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
     return body
 
