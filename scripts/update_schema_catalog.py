@@ -41,6 +41,19 @@ def read_upstream(repo: str, version: str, path: str, mirror: Path | None) -> st
         return response.read().decode("utf-8")
 
 
+def widen_enum(schema: dict, field: str, values: list[str]) -> None:
+    """Add `values` to the enum at `field` (dotted, lists stepped through), where a known
+    distribution patches the upstream CRD; a field that is not there stops the run."""
+    node = schema
+    for part in field.split("."):
+        while node.get("type") == "array":
+            node = node["items"]
+        node = node["properties"][part]
+    while node.get("type") == "array":
+        node = node["items"]
+    node["enum"] = [*node["enum"], *(v for v in values if v not in node["enum"])]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", type=Path, help="directory of local git clones")
@@ -58,6 +71,9 @@ def main() -> int:
             text = read_upstream(source["repo"], source["version"], path, args.mirror)
             for document in load_crd_documents(text, path):
                 for group, kind, version, schema in crd_schemas(document, path):
+                    for widen in source.get("widen", []):
+                        if (widen["kind"], widen["version"]) == (kind, version):
+                            widen_enum(schema, widen["field"], widen["add"])
                     write_schema(staging, group, kind, version, schema)
                     kinds.append(f"{group}/{kind}/{version}")
         license_text = read_upstream(
@@ -75,6 +91,7 @@ def main() -> int:
                 "version": source["version"],
                 "files": source["files"],
                 "kinds": sorted(kinds),
+                "widened": source.get("widen", []),
             }
         )
     (staging / "SOURCES.json").write_text(json.dumps(recorded, indent=2) + "\n", encoding="utf-8")

@@ -798,3 +798,25 @@ def test_cel_raw_triple_quoted_patterns_of_gateway_addresses() -> None:
         "or contain only valid characters (matching "
         "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)"
     ]
+
+
+def test_alerts_on_flux_operator_kinds_are_valid() -> None:
+    """The Flux Operator, which installs Flux for cluster-template, widens Alert's kinds."""
+    alert = dedent(
+        """\
+        apiVersion: notification.toolkit.fluxcd.io/v1beta3
+        kind: Alert
+        metadata:
+          name: flux
+          namespace: flux-system
+        spec:
+          providerRef:
+            name: alertmanager
+          eventSeverity: error
+          eventSources:
+            - kind: {kind}
+              name: "*"
+        """
+    )
+    assert schema_findings(alert.format(kind="FluxInstance")) == []
+    assert [f.split(": ")[2] for f in schema_findings(alert.format(kind="Flux"))] == ["schema-enum"]

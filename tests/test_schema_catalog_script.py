@@ -62,6 +62,7 @@ def test_catalog_is_regenerated_with_versions_and_licenses(tmp_path: Path) -> No
             "version": "v1.9.4",
             "files": [CRD_PATH],
             "kinds": ["kustomize.toolkit.fluxcd.io/Kustomization/v1"],
+            "widened": [],
         }
     ]
     notice = (output / "LICENSES/kustomize-controller.txt").read_text()
