@@ -820,3 +820,18 @@ def test_alerts_on_flux_operator_kinds_are_valid() -> None:
     )
     assert schema_findings(alert.format(kind="FluxInstance")) == []
     assert [f.split(": ")[2] for f in schema_findings(alert.format(kind="Flux"))] == ["schema-enum"]
+
+
+def test_render_with_a_broken_user_catalog_writes_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "makeflux.toml").write_text(SETTINGS_WITH_CATALOG)
+    (tmp_path / "catalog/example.com").mkdir(parents=True)
+    (tmp_path / "catalog/example.com/widget_v1.json").write_text("[1, 2")
+    template = tmp_path / "templates/kubernetes/apps/w.yaml"
+    template.parent.mkdir(parents=True)
+    template.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: a\n")
+    result = CliRunner().invoke(cli, ["render"])
+    assert result.exit_code == 2, result.output
+    assert "catalog/example.com/widget_v1.json:1: invalid JSON" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "kubernetes").exists()
