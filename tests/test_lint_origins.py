@@ -174,3 +174,18 @@ def test_every_command_that_lints_reports_schema_findings_with_their_template(
     if command != "lint":
         skipped = run_cli([command, "--no-lint"], project)
         assert "schema-" not in skipped.output
+
+
+def test_check_json_lint_findings_name_their_template(tmp_path) -> None:
+    project = make_project(
+        tmp_path, {"templates/kubernetes/apps/web/app/service.yaml.j2": SERVICES}
+    )
+    result = run_cli(["check", "--format", "json"], project)
+    assert result.exit_code == 1
+    lint = json.loads(result.stdout)["lint"]
+    assert [(f["line"], f["template"], f["template_line"]) for f in lint] == [
+        (8, "templates/kubernetes/apps/web/app/service.yaml.j2", 11),
+        (17, "templates/macros/ports.j2", 3),
+        (25, "templates/partials/extra.yaml.j2", 7),
+        (32, "templates/kubernetes/apps/web/app/service.yaml.j2", 23),
+    ]

@@ -70,13 +70,13 @@ def format_findings(findings: Iterable[Finding], fmt: str = "text") -> str:
     """text: one line each; json: a list of objects; github: workflow-command annotations."""
     ordered = sorted(findings)
     if fmt == "json":
-        return json.dumps([_json_object(f) for f in ordered], indent=2)
+        return json.dumps([finding_json(f) for f in ordered], indent=2)
     if fmt == "github":
         return "\n".join(_github_line(f) for f in ordered)
     return "\n".join(str(f) for f in ordered)
 
 
-def _json_object(finding: Finding) -> dict[str, object]:
+def finding_json(finding: Finding) -> dict[str, object]:
     """Every field; template and template_line are null when no template made the line."""
     found = asdict(finding)
     if not finding.template:
