@@ -29,7 +29,6 @@ from makeflux.lint.placement import Placements
 from makeflux.lint.yamldocs import Document, ParsedTree, line_of
 
 if TYPE_CHECKING:  # the validator is imported only when a verdict is not cached
-    from makeflux.lint.catalog import Catalog
     from makeflux.lint.openapi import Violation
 
 # ${name}, ${name:=default} and ${name:-default}, as Flux's envsubst reads them.
@@ -53,7 +52,6 @@ def check_schemas(
     manifests: set[str],
     config: LintConfig,
     placed: Placements,
-    catalog: Catalog | None = None,
 ) -> list[Finding]:
     """schema-* findings for every document of the manifest files."""
     # kustomize's namespace: renames Namespace objects (cluster-template's components ship a
@@ -63,8 +61,6 @@ def check_schemas(
         for p in placed.placements
         if p.doc.kind == "Namespace" and p.context.namespace
     }
-    if catalog is not None:
-        return _check(tree, manifests, config, renamed, catalog)
     # The verdict depends only on the manifests, the settings and the schemas: a tree that did
     # not change (a no-op check) reuses the last one without loading a schema.
     name, checksum = _verdict_key(tree, manifests, config, renamed)
@@ -73,7 +69,7 @@ def check_schemas(
         _VERDICT_KIND,
         name,
         checksum,
-        lambda: [asdict(f) for f in _check(tree, manifests, config, renamed, None)],
+        lambda: [asdict(f) for f in _check(tree, manifests, config, renamed)],
     )
     return [Finding(**item) for item in stored]
 
@@ -124,7 +120,6 @@ def _check(
     manifests: set[str],
     config: LintConfig,
     renamed: set[tuple[str, int]],
-    catalog: Catalog | None,
 ) -> list[Finding]:
     from makeflux.lint.catalog import Catalog, tree_crd_schemas
 
@@ -135,12 +130,11 @@ def _check(
         for doc in tree.yaml_files[path].documents
         if isinstance(doc.data, dict) and doc.api_version and doc.kind
     ]
-    if catalog is None:
-        catalog = Catalog(
-            config.schema_locations,
-            config.kubernetes_version,
-            tree_crd_schemas((doc.data, f"{doc.path}:{doc.line}") for doc in documents),
-        )
+    catalog = Catalog(
+        config.schema_locations,
+        config.kubernetes_version,
+        tree_crd_schemas((doc.data, f"{doc.path}:{doc.line}") for doc in documents),
+    )
     findings: list[Finding] = []
     missing: set[tuple[str, str]] = set()
     for doc in documents:
@@ -150,13 +144,12 @@ def _check(
         sops = "sops" in doc.data or _matches(doc.path, config.sops_patterns)
         value = prepare(doc.data, doc.node, sops=sops)
         findings.extend(_metadata(doc, value, check_name=(doc.path, doc.index) not in renamed))
-        found = catalog.validator(group, version, doc.kind)
-        if found is None:
+        validator = catalog.validator(group, version, doc.kind)
+        if validator is None:
             if (doc.api_version, doc.kind) not in missing:
                 missing.add((doc.api_version, doc.kind))
                 findings.append(_missing(doc))
             continue
-        validator, _source = found
         findings.extend(_finding(doc, v) for v in validator.validate(value))
     return findings
 

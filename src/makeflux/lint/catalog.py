@@ -71,10 +71,9 @@ CORE_ENUMS: dict[str, dict[str, list[str]]] = {
 
 @dataclass(frozen=True)
 class KindSchema:
-    """One kind's schema and where it came from (shown in messages)."""
+    """One kind's schema, with the definitions its $refs point into."""
 
     schema: Mapping[str, Any]
-    source: str
     definitions: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -268,17 +267,15 @@ class Catalog:
         self.locations = tuple(locations)
         self.kubernetes_version = kubernetes_version
         self.tree_crds = dict(tree_crds or {})
-        self._validators: dict[tuple[str, str, str], tuple[Validator, str] | None] = {}
+        self._validators: dict[tuple[str, str, str], Validator | None] = {}
 
-    def validator(self, group: str, version: str, kind: str) -> tuple[Validator, str] | None:
-        """The validator for a kind and the schema's source, or None when no schema is known."""
+    def validator(self, group: str, version: str, kind: str) -> Validator | None:
+        """The validator for a kind (built on first use), or None when no schema is known."""
         key = (group, version, kind)
         if key not in self._validators:
             found = self._find(group, version, kind)
             self._validators[key] = (
-                None
-                if found is None
-                else (Validator(found.schema, found.definitions), found.source)
+                None if found is None else Validator(found.schema, found.definitions)
             )
         return self._validators[key]
 
@@ -287,17 +284,17 @@ class Catalog:
         for location in self.locations:
             path = location / relative
             if path.is_file():
-                return KindSchema(_read_schema_file(path), str(path))
+                return KindSchema(_read_schema_file(path))
         if (group, version, kind) in self.tree_crds:
             return self.tree_crds[(group, version, kind)]
         builtin = _builtin_schema(relative)
         if builtin is not None:
-            return KindSchema(builtin, "built-in")
+            return KindSchema(builtin)
         definitions, index = _kubernetes_definitions(self.kubernetes_version)
         name = index.get((group, version, kind))
         if name is None:
             return None
-        return KindSchema(definitions[name], f"Kubernetes {self.kubernetes_version}", definitions)
+        return KindSchema(definitions[name], definitions)
 
 
 def tree_crd_schemas(
@@ -313,5 +310,5 @@ def tree_crd_schemas(
         except MakefluxError:
             continue
         for group, kind, version, schema in schemas:
-            found[(group, version, kind)] = KindSchema(schema, where)
+            found[(group, version, kind)] = KindSchema(schema)
     return found
