@@ -13,6 +13,7 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from makeflux.cli import cli
@@ -835,3 +836,18 @@ def test_render_with_a_broken_user_catalog_writes_nothing(tmp_path: Path, monkey
     assert "catalog/example.com/widget_v1.json:1: invalid JSON" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "kubernetes").exists()
+
+
+def test_schemas_extract_reads_a_kubectl_list(tmp_path: Path, monkeypatch) -> None:
+    """`kubectl get crds -o yaml` prints a List: its CRDs are extracted like separate ones."""
+    monkeypatch.chdir(tmp_path)
+    crd = yaml.safe_load(dedent(WIDGET_CRD))
+    gadget = json.loads(json.dumps(crd).replace("Widget", "Gadget").replace("widget", "gadget"))
+    listed = {"apiVersion": "v1", "kind": "List", "items": [crd, gadget]}
+    (tmp_path / "crds.yaml").write_text(yaml.safe_dump(listed))
+    result = CliRunner().invoke(cli, ["schemas", "extract", "crds.yaml", "-d", "catalog"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "catalog/example.com").iterdir()) == [
+        "gadget_v1.json",
+        "widget_v1.json",
+    ]

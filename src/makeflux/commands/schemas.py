@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -28,6 +29,9 @@ def schemas() -> None:
 def extract(crd_files: tuple[Path, ...], directory: Path) -> None:
     """Write one schema per served version of every CRD in CRD_FILES into DIRECTORY.
 
+    A file may hold many CRDs, or a List of them: `kubectl get crds -o yaml > crds.yaml`
+    captures a cluster's CRDs as installed (patches included).
+
     Every file is read and checked before anything is written: one bad file writes nothing.
     """
     found = []
@@ -38,7 +42,7 @@ def extract(crd_files: tuple[Path, ...], directory: Path) -> None:
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise MakefluxError(Problem(f"cannot read: {reason}", where)) from None
-        crds = [d for d in load_crd_documents(text, where) if is_crd(d)]
+        crds = [d for d in _listed(load_crd_documents(text, where)) if is_crd(d)]
         if not crds:
             raise MakefluxError(
                 Problem(
@@ -52,3 +56,15 @@ def extract(crd_files: tuple[Path, ...], directory: Path) -> None:
     for group, kind, version, schema in found:
         write_schema(directory, group, kind, version, schema)
     info(f"makeflux: {len(found)} schema(s) written to {display_path(directory)}")
+
+
+def _listed(documents: list[Any]) -> list[Any]:
+    """Documents, with the items of a `kind: List` (what `kubectl get crds -o yaml` prints)."""
+    found: list[Any] = []
+    for document in documents:
+        items = document.get("items") if isinstance(document, dict) else None
+        if document.get("kind") == "List" and isinstance(items, list):
+            found.extend(items)
+        else:
+            found.append(document)
+    return found
