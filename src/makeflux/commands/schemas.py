@@ -62,8 +62,9 @@ def _listed(documents: list[Any]) -> list[Any]:
     """Documents, with the items of a `kind: List` (what `kubectl get crds -o yaml` prints)."""
     found: list[Any] = []
     for document in documents:
-        items = document.get("items") if isinstance(document, dict) else None
-        if document.get("kind") == "List" and isinstance(items, list):
+        is_list = isinstance(document, dict) and document.get("kind") == "List"
+        items = document.get("items") if is_list else None
+        if isinstance(items, list):
             found.extend(items)
         else:
             found.append(document)
