@@ -851,3 +851,20 @@ def test_schemas_extract_reads_a_kubectl_list(tmp_path: Path, monkeypatch) -> No
         "gadget_v1.json",
         "widget_v1.json",
     ]
+
+
+def test_a_malformed_user_schema_is_one_line_exit_2(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "makeflux.toml").write_text(SETTINGS_WITH_CATALOG)
+    (tmp_path / "catalog/example.com").mkdir(parents=True)
+    (tmp_path / "catalog/example.com/widget_v1.json").write_text('{"properties": ["spec"]}')
+    apps = tmp_path / "kubernetes" / "apps"
+    apps.mkdir(parents=True)
+    (apps / "w.yaml").write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: a\n")
+    result = CliRunner().invoke(cli, ["lint", "kubernetes"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(
+        "kubernetes/apps/w.yaml:1: the schema for Widget example.com/v1 is not a usable OpenAPI "
+        "schema (AttributeError:"
+    )
+    assert len(result.output.strip().splitlines()) == 1

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from makeflux import cache
+from makeflux.errors import MakefluxError, Problem
 from makeflux.lint.config import LintConfig
 from makeflux.lint.findings import ERROR, WARNING, Finding
 from makeflux.lint.placement import Placements
@@ -150,7 +151,19 @@ def _check(
                 missing.add((doc.api_version, doc.kind))
                 findings.append(_missing(doc))
             continue
-        findings.extend(_finding(doc, v) for v in validator.validate(value))
+        try:
+            violations = validator.validate(value)
+        except (AttributeError, TypeError, KeyError, ValueError, RecursionError) as exc:
+            # Only a schema from a user catalog or a CRD in the tree can be malformed.
+            raise MakefluxError(
+                Problem(
+                    f"the schema for {doc.kind} {doc.api_version} is not a usable OpenAPI"
+                    f" schema ({type(exc).__name__}: {exc}); regenerate it with makeflux"
+                    " schemas extract",
+                    f"{doc.path}:{doc.line}",
+                )
+            ) from None
+        findings.extend(_finding(doc, v) for v in violations)
     return findings
 
 
