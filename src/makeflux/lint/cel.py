@@ -216,7 +216,11 @@ class Program:
     tree: Node
 
     def evaluate(self, value: Any) -> bool:
-        result = _evaluate(self.tree, {"self": value})
+        try:
+            result = _evaluate(self.tree, {"self": value})
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError):
+            # a type mix the subset does not model: CEL would report an error, not a verdict
+            raise Unsupported("evaluation error") from None
         if not isinstance(result, bool):
             raise Unsupported("the rule does not give a boolean")
         return result
@@ -366,7 +370,7 @@ def _evaluate(node: Node, scope: dict[str, Any]) -> Any:
         arguments = [_evaluate(argument, scope) for argument in node[2]]
         try:
             return function(*arguments)
-        except (TypeError, ValueError, re.error):
+        except (TypeError, ValueError, AttributeError, OverflowError, re.error):
             raise Unsupported(f"{node[1]} on these arguments") from None
     raise Unsupported(kind)
 
