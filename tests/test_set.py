@@ -29,6 +29,10 @@ cluster_name: "home"    # shown in alerts
 # -- Deploy the monitoring stack
 monitoring_enabled: true
 
+# -- This cluster's network
+cluster_gateway_addr: "192.168.1.72"
+cluster_pod_cidr: "10.42.0.0/16"
+
 # -- Talos control-plane nodes
 control_plane_addrs:
 - 192.168.1.10
@@ -139,7 +143,7 @@ def test_several_assignments_apply_together(project: Path) -> None:
     [
         (
             ["node_memory_threshold=150"],
-            "cluster.yaml:17:26: node_memory_threshold: 150 is greater",
+            "cluster.yaml:21:26: node_memory_threshold: 150 is greater",
         ),
         (["monitoring_stack=thanos"], "monitoring_stack"),
         (["tracing_enabld=true"], "did you mean 'tracing_enabled'?"),

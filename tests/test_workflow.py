@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import NETWORK_ASSIGNMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -211,6 +212,7 @@ def test_quiet_keeps_results_and_errors_verbose_names_the_files(project: Path) -
     (project / "cluster.yaml").unlink()
     quiet_init = makeflux(project, "-q", "init")
     assert quiet_init.returncode == 0 and quiet_init.stdout == ""
+    assert makeflux(project, "-q", "set", *NETWORK_ASSIGNMENTS).returncode == 0
     failing = makeflux(project, "-q", "init")
     assert failing.returncode == 2 and "already exists" in failing.stderr  # errors stay
 

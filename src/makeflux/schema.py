@@ -974,7 +974,9 @@ def _closest(word: str, choices: list[str]) -> str | None:
 
 def _described(schema: Any) -> str:
     if isinstance(schema, Mapping) and isinstance(schema.get("description"), str):
-        return f" ({schema['description'].rstrip('.')})"
+        from makeflux.variables import first_sentence
+
+        return f" ({first_sentence(schema['description'].strip()).rstrip('.')})"
     return ""
 
 

@@ -4,6 +4,7 @@ it takes part in, and which templates use it. `explain` and `docs` print this.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,6 +298,12 @@ def _json_type(value: Any) -> str:
     if value is None:
         return "null"
     return "array" if isinstance(value, list) else "object"
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a description, on one line."""
+    match = re.match(r"(.+?[.!?])(\s|$)", text, re.S)
+    return (match.group(1) if match else text).replace("\n", " ")
 
 
 def format_value(value: Any) -> str:
