@@ -248,3 +248,32 @@ def test_ruamel_is_imported_only_by_set() -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
     )
     assert ran.stdout.strip() == "False", ran.stderr
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        'control_plane_addrs=["10.0.0.1", "10.0.0.2"]',
+        "control_plane_addrs=[]",
+        "cluster_name=1234",
+        "cluster_name=true",
+        "alertmanager_slack_channel=#ops",
+        "pv_usage_threshold=80",
+        "monitoring_alerts_enabled=false",
+        "metrics_retention=30d",
+        "grafana_ingress_class=",
+    ],
+)
+def test_set_and_the_set_option_read_a_value_the_same_way(project: Path, assignment: str) -> None:
+    """`plan --set X` previews exactly the `makeflux set X` about to run."""
+    from makeflux import pipeline
+
+    key = assignment.partition("=")[0]
+    previewed = pipeline.load(pipeline.RunOptions(cwd=project, overrides=(assignment,)))
+    validated = CliRunner().invoke(cli, ["validate", "--set", assignment])
+    assert validated.exit_code == 0, validated.output
+    result = set_values(assignment)
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((project / "cluster.yaml").read_text())
+    assert previewed.data.values[key] == saved[key]
+    assert type(previewed.data.values[key]) is type(saved[key])

@@ -15,6 +15,7 @@ import yaml
 
 from makeflux.errors import DataError, Problem, display_path
 from makeflux.settings import Settings
+from makeflux.variables import Variable, declared_variables
 from makeflux.yamlsource import yaml_error_problem
 
 
@@ -316,22 +317,45 @@ def set_dotted(data: MutableMapping[str, Any], dotted_key: str, value: Any) -> N
     here[keys[-1]] = value
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """'KEY=VALUE' with VALUE read as a YAML scalar, so true, 90 and 7d get their natural types."""
+_NULL_SPELLINGS = ("", "~", "null", "Null", "NULL")
+
+
+def parse_assignment(
+    text: str, variables: Mapping[str, Variable], command: str = "--set"
+) -> tuple[str, Any]:
+    """'KEY=VALUE' as `--set` and `makeflux set` both read it: VALUE as YAML (true, 90, 7d,
+    [a, b] get their natural types), except that where the schema says KEY is a string, the text
+    stays as written (cluster_name=1234 is a name, not a number). Text YAML cannot read, or reads
+    as nothing ('#ops' is a comment to YAML), is kept as written too."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise DataError(f"--set {text!r}: expected KEY=VALUE, e.g. --set tracing_enabled=true")
+        raise DataError(
+            f"{command} {text!r}: expected KEY=VALUE, e.g. {command} tracing_enabled=true"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if value is None and raw.strip() not in ("", "~", "null", "Null", "NULL"):
-        value = raw  # '#ops' is a comment to YAML, but text to the person typing it
-    if isinstance(value, dict | list):
-        # A flow mapping or list is almost never what a shell user meant; keep it literal.
+    if value is None and raw.strip() not in _NULL_SPELLINGS:
         value = raw
+    declared = variables.get(key)
+    kinds = declared.types if declared is not None else set()
+    if "string" in kinds and not isinstance(value, str):
+        wanted = (
+            (value is None and "null" in kinds)
+            or (isinstance(value, list) and "array" in kinds)
+            or (isinstance(value, dict) and "object" in kinds)
+            or (isinstance(value, bool) and "boolean" in kinds)
+            or (_is_number(value) and kinds & {"integer", "number"})
+        )
+        if not wanted:
+            value = raw
     return key, value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def load_data(
@@ -352,8 +376,10 @@ def load_data(
     for key, value in settings.data_vars.items():
         set_dotted(values, key, value)
     parsed: dict[str, str] = {}
+    overrides = tuple(overrides)
+    variables = declared_variables(settings) if overrides else {}
     for text in overrides:
-        key, value = parse_override(text)
+        key, value = parse_assignment(text, variables)
         set_dotted(values, key, value)
         parsed[key] = text.partition("=")[2]
     packed = _packed(values, origins)

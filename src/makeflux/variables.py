@@ -8,13 +8,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import jinja2
-from jinja2 import meta
+from typing import TYPE_CHECKING, Any
 
 from makeflux.errors import Problem, SchemaError, SettingsError
 from makeflux.settings import Settings
+
+if TYPE_CHECKING:  # jinja2 is needed only to find which templates use a variable
+    import jinja2
 
 _MISSING: Any = object()
 
@@ -46,6 +46,16 @@ class Variable:
     @property
     def default(self) -> Any:
         return self.schema.get("default")
+
+    @property
+    def types(self) -> set[str]:
+        """The JSON types the schema declares for it (empty: any)."""
+        kind = self.schema.get("type")
+        if isinstance(kind, str):
+            return {kind}
+        if isinstance(kind, list):
+            return {str(k) for k in kind}
+        return set()
 
     @property
     def type_text(self) -> str:
@@ -98,6 +108,17 @@ def load_schema_info(settings: Settings) -> SchemaInfo:
     return SchemaInfo(
         path=path, schema=schema, variables=walk_variables(schema), rules=schema_rules(schema)
     )
+
+
+def declared_variables(settings: Settings) -> dict[str, Variable]:
+    """The schema's variables, or none when there is no schema or it cannot be read (the run's
+    validation reports that, with its place)."""
+    if settings.schema is None:
+        return {}
+    try:
+        return load_schema_info(settings).variables
+    except (SchemaError, RecursionError, AttributeError, TypeError):
+        return {}
 
 
 def resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -337,6 +358,8 @@ def template_usage(
     settings: Settings, env: jinja2.Environment | None = None
 ) -> dict[str, list[str]]:
     """Top-level variable name → the templates (paths relative to the project) that read it."""
+    from jinja2 import TemplateSyntaxError, meta
+
     from makeflux import cache
     from makeflux.render import discover_sources
 
@@ -355,7 +378,7 @@ def template_usage(
                 text,
                 lambda text=text: sorted(meta.find_undeclared_variables(env.parse(text))),
             )
-        except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
+        except (OSError, UnicodeDecodeError, TemplateSyntaxError):
             continue  # render reports these with file and line; explain only lists usage
         shown = _relative(source.path, settings.base_dir)
         for name in names:
@@ -365,6 +388,8 @@ def template_usage(
 
 def parse_environment(settings: Settings) -> jinja2.Environment:
     """An environment with the project's delimiters and extensions, for parsing only."""
+    import jinja2
+
     from makeflux.environment import syntax_options
 
     try:

@@ -7,20 +7,18 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
 from makeflux import lock, output, pipeline
 from makeflux.cluster_file import locate
 from makeflux.commands.common import config_option
-from makeflux.data import parse_override
+from makeflux.data import parse_assignment
 from makeflux.errors import DataError, MakefluxError, Problem
 from makeflux.errors import display_path as display
 from makeflux.pipeline import RunOptions
 from makeflux.settings import Settings, load_settings
-from makeflux.variables import Variable, format_value, load_schema_info
+from makeflux.variables import declared_variables, format_value
 
 
 @click.command("set")
@@ -61,10 +59,10 @@ def _set_values(settings: Settings, assignments: tuple[str, ...], data_file: Pat
     # ruamel.yaml is slow to import: only `set` pays for it, not every makeflux command.
     from makeflux.yamledit import set_value
 
-    variables = _declared_variables(settings)
+    variables = declared_variables(settings)
     changes: list[str] = []
     for assignment in assignments:
-        key, value = _parse_assignment(assignment, variables)
+        key, value = parse_assignment(assignment, variables, "makeflux set")
         text = set_value(text, key, value, shown)
         changes.append(f"{key}={format_value(value)}")
     new_content = text.encode("utf-8")
@@ -73,52 +71,6 @@ def _set_values(settings: Settings, assignments: tuple[str, ...], data_file: Pat
         return
     _validate_and_replace(settings, target, new_content)
     output.info(f"makeflux: {shown}: set {', '.join(changes)}")
-
-
-def _declared_variables(settings: Settings) -> dict[str, Variable]:
-    if settings.schema is None:
-        return {}
-    return load_schema_info(settings).variables
-
-
-def _parse_assignment(text: str, variables: dict[str, Variable]) -> tuple[str, Any]:
-    """KEY=VALUE with VALUE read as YAML, then fitted to the schema's type for KEY."""
-    try:
-        key, value = parse_override(text)
-    except DataError:
-        raise DataError(
-            f"makeflux set {text!r}: expected KEY=VALUE, e.g. makeflux set tracing_enabled=true"
-        ) from None
-    raw = text.partition("=")[2]
-    declared = variables.get(key)
-    kinds = _schema_types(declared)
-    if value is None and raw.strip() not in ("", "~", "null", "Null", "NULL"):
-        value = raw  # '#alerts' reads as a YAML comment; the user meant the text
-    is_scalar = not isinstance(value, str | list | dict)
-    if "string" in kinds and is_scalar and (value is not None or "null" not in kinds):
-        value = raw  # cluster_name=1234 is a name, not a number
-    if isinstance(value, str) and kinds & {"array", "object"}:
-        try:
-            parsed = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            parsed = None
-        wanted = (isinstance(parsed, list) and "array" in kinds) or (
-            isinstance(parsed, dict) and "object" in kinds
-        )
-        if wanted:
-            value = parsed
-    return key, value
-
-
-def _schema_types(variable: Variable | None) -> set[str]:
-    if variable is None:
-        return set()
-    kind = variable.schema.get("type")
-    if isinstance(kind, str):
-        return {kind}
-    if isinstance(kind, list):
-        return {str(k) for k in kind}
-    return set()
 
 
 def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> None:
