@@ -1,0 +1,241 @@
+"""Unified diffs as `git diff` shows them: the fewest changed lines, three lines of context, and
+the hunk header naming the nearest line above it that starts a top-level key (git's default
+"function" line)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+
+CONTEXT_LINES = 3  # git's default (diff.context)
+_FUNCTION_LINE_CHARS = 80  # git cuts the hunk header's function line to this many bytes
+
+
+def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
+    """The diff from `old` to `new`, empty when they are equal.
+
+    difflib's own matcher reports lines that repeat often (YAML's `labels:`, `for: 15m`) as
+    changed; Myers' algorithm, git's, keeps every line it can.
+    """
+    a = old.splitlines(keepends=True)
+    b = new.splitlines(keepends=True)
+    if a == b:
+        return ""
+    matcher = _MinimalMatcher(None, a, b, autojunk=False)
+    out = [f"--- {old_label}\n", f"+++ {new_label}\n"]
+    for group in matcher.get_grouped_opcodes(CONTEXT_LINES):
+        out.append(_hunk_header(group, a))
+        for line in _hunk_lines(group, a, b):
+            out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
+
+
+# Myers' algorithm keeps a row of the edit graph per changed line: past this many changes (a
+# file rewritten from scratch) difflib's matcher, without autojunk, is near enough.
+_MAX_MINIMAL_CHANGES = 1000
+
+
+class _MinimalMatcher(difflib.SequenceMatcher):
+    """difflib's hunk grouping over a minimal edit script (Myers), changes slid down as git
+    slides them, so a changed line among repeats is shown where git shows it."""
+
+    def get_opcodes(self) -> list[tuple[str, int, int, int, int]]:
+        changed = _myers(self.a, self.b, _MAX_MINIMAL_CHANGES)
+        if changed is None:
+            return super().get_opcodes()
+        deleted, inserted = changed
+        _compact(_Side(self.a, deleted), _Side(self.b, inserted))
+        _compact(_Side(self.b, inserted), _Side(self.a, deleted))
+        return _opcodes(deleted, inserted)
+
+
+def _myers(a: Sequence[str], b: Sequence[str], limit: int) -> tuple[list[bool], list[bool]] | None:
+    """Which lines of `a` are deleted and which of `b` inserted, in a shortest edit script."""
+    n, m = len(a), len(b)
+    start = 0
+    while start < n and start < m and a[start] == b[start]:
+        start += 1
+    end_a, end_b = n, m
+    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
+        end_a, end_b = end_a - 1, end_b - 1
+    x_lines, y_lines = a[start:end_a], b[start:end_b]
+    size_x, size_y = len(x_lines), len(y_lines)
+    deleted, inserted = [False] * n, [False] * m
+    offset = size_x + size_y + 1
+    frontier = [0] * (2 * offset + 1)  # V: furthest x on each diagonal k, at index k + offset
+    trace: list[list[int]] = []
+    for depth in range(min(size_x + size_y, limit) + 1):
+        trace.append(frontier[offset - depth : offset + depth + 1])  # diagonals -depth..depth
+        for k in range(-depth, depth + 1, 2):
+            if k == -depth or (k != depth and frontier[k - 1 + offset] < frontier[k + 1 + offset]):
+                x = frontier[k + 1 + offset]  # down: an insertion
+            else:
+                x = frontier[k - 1 + offset] + 1  # right: a deletion
+            y = x - k
+            while x < size_x and y < size_y and x_lines[x] == y_lines[y]:
+                x, y = x + 1, y + 1
+            frontier[k + offset] = x
+            if x >= size_x and y >= size_y:
+                _backtrack(trace, depth, size_x, size_y, start, deleted, inserted)
+                return deleted, inserted
+    return None
+
+
+def _backtrack(
+    trace: list[list[int]],
+    depth: int,
+    x: int,
+    y: int,
+    start: int,
+    deleted: list[bool],
+    inserted: list[bool],
+) -> None:
+    """Walk the edit graph back from (x, y), marking each step's line."""
+    for d in range(depth, 0, -1):
+        frontier = trace[d]  # diagonal k at index k + d
+        k = x - y
+        down = k == -d or (k != d and frontier[k - 1 + d] < frontier[k + 1 + d])
+        prev_k = k + 1 if down else k - 1
+        prev_x = frontier[prev_k + d]
+        prev_y = prev_x - prev_k
+        if down:  # (prev_x, prev_y) → (prev_x, prev_y + 1), then equal lines to (x, y)
+            inserted[start + prev_y] = True
+        else:
+            deleted[start + prev_x] = True
+        x, y = prev_x, prev_y
+
+
+class _Side:
+    """One file's lines and changed-line marks, with git's group moves (xdiff's xdl_change_compact):
+    a group is the run of changed lines between two unchanged ones, possibly empty, and the k-th
+    group of one file faces the k-th group of the other."""
+
+    def __init__(self, lines: Sequence[str], changed: list[bool]) -> None:
+        self.lines, self.changed = lines, changed
+        self.start = self.end = 0
+        self._extend_end()
+
+    def _extend_end(self) -> None:
+        while self.end < len(self.lines) and self.changed[self.end]:
+            self.end += 1
+
+    def _extend_start(self) -> None:
+        while self.start > 0 and self.changed[self.start - 1]:
+            self.start -= 1
+
+    def next(self) -> bool:
+        if self.end == len(self.lines):
+            return False
+        self.start = self.end = self.end + 1
+        self._extend_end()
+        return True
+
+    def previous(self) -> bool:
+        if self.start == 0:
+            return False
+        self.start = self.end = self.start - 1
+        self._extend_start()
+        return True
+
+    def slide_down(self) -> bool:
+        if self.end < len(self.lines) and self.lines[self.start] == self.lines[self.end]:
+            self.changed[self.start], self.changed[self.end] = False, True
+            self.start, self.end = self.start + 1, self.end + 1
+            self._extend_end()
+            return True
+        return False
+
+    def slide_up(self) -> bool:
+        if self.start > 0 and self.lines[self.start - 1] == self.lines[self.end - 1]:
+            self.changed[self.start - 1], self.changed[self.end - 1] = True, False
+            self.start, self.end = self.start - 1, self.end - 1
+            self._extend_start()
+            return True
+        return False
+
+
+def _compact(side: _Side, other: _Side) -> None:
+    """Slide each group of changes in `side` as git does: down as far as it goes, unless it can
+    line up with a group of changes in `other` (then a change reads as a replacement)."""
+    while True:
+        if side.end > side.start:
+            while True:
+                size = side.end - side.start
+                end_matching_other = -1
+                while side.slide_up():
+                    other.previous()
+                earliest_end = side.end
+                if other.end > other.start:
+                    end_matching_other = side.end
+                while side.slide_down():
+                    other.next()
+                    if other.end > other.start:
+                        end_matching_other = side.end
+                if size == side.end - side.start:
+                    break
+            if side.end != earliest_end and end_matching_other != -1:
+                while other.end == other.start:
+                    side.slide_up()
+                    other.previous()
+        if not side.next():
+            return
+        other.next()
+
+
+def _opcodes(deleted: list[bool], inserted: list[bool]) -> list[tuple[str, int, int, int, int]]:
+    """difflib-style opcodes from the changed-line marks of both sides."""
+    codes: list[tuple[str, int, int, int, int]] = []
+    i = j = 0
+    n, m = len(deleted), len(inserted)
+    while i < n or j < m:
+        i1, j1 = i, j
+        while i < n and j < m and not deleted[i] and not inserted[j]:
+            i, j = i + 1, j + 1
+        if i > i1:
+            codes.append(("equal", i1, i, j1, j))
+        i1, j1 = i, j
+        while i < n and deleted[i]:
+            i += 1
+        while j < m and inserted[j]:
+            j += 1
+        if i > i1 or j > j1:
+            tag = "replace" if i > i1 and j > j1 else ("delete" if i > i1 else "insert")
+            codes.append((tag, i1, i, j1, j))
+    return codes
+
+
+def _hunk_header(group: Sequence[tuple[str, int, int, int, int]], a: list[str]) -> str:
+    first, last = group[0], group[-1]
+    old_range = _range(first[1], last[2])
+    new_range = _range(first[3], last[4])
+    function = _function_line(a, first[1])
+    return f"@@ -{old_range} +{new_range} @@{' ' + function if function else ''}\n"
+
+
+def _range(start: int, stop: int) -> str:
+    """`start,length` 1-based as diff writes it: `5` for one line, `4,0` for none after line 4."""
+    length = stop - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start if length == 0 else start + 1},{length}"
+
+
+def _function_line(a: list[str], hunk_start: int) -> str:
+    """The nearest line before the hunk that starts with a letter, `_` or `$` (git's default)."""
+    for index in range(hunk_start - 1, -1, -1):
+        line = a[index]
+        if line[:1].isalpha() or line[:1] in ("_", "$"):
+            text = line.encode("utf-8")[:_FUNCTION_LINE_CHARS].decode("utf-8", "ignore")
+            return text.rstrip()
+    return ""
+
+
+def _hunk_lines(
+    group: Sequence[tuple[str, int, int, int, int]], a: list[str], b: list[str]
+) -> Iterator[str]:
+    for tag, i1, i2, j1, j2 in group:
+        if tag == "equal":
+            yield from (" " + line for line in a[i1:i2])
+            continue
+        yield from ("-" + line for line in a[i1:i2])
+        yield from ("+" + line for line in b[j1:j2])
