@@ -246,3 +246,41 @@ def test_shell_completion_completes_commands_and_variable_names(project: Path) -
         COMP_CWORD="2",
     )
     assert keys.stdout.split() == ["plain,hubble_enabled", "plain,hubble_ui_enabled"]
+
+
+# -- where the settings are found ------------------------------------------------------------
+
+
+def test_settings_are_found_in_a_parent_directory_up_to_the_repository_root(
+    project: Path,
+) -> None:
+    (project / ".git").mkdir()  # the repository root, as `git init` marks it
+    below = project / "kubernetes" / "apps"
+    verbose = makeflux(below, "-v", "validate")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "makeflux: settings ../../makeflux.toml [makeflux]" in verbose.stderr
+    assert verbose.stdout == "makeflux: ../../cluster.yaml is valid\n"
+    # A plan from below the root sees the tree it rendered: nothing to do.
+    planned = makeflux(below, "plan", "--exit-code")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    # The nearest settings file wins.
+    (below / "makeflux.toml").write_text('[makeflux]\ninputs = ["in"]\noutput = "out"\n')
+    (below / "in").mkdir()
+    nearest = makeflux(below, "-v", "validate")
+    assert "makeflux: settings makeflux.toml [makeflux]" in nearest.stderr
+
+
+def test_settings_outside_a_repository_are_looked_for_only_in_the_working_directory(
+    project: Path,
+) -> None:
+    below = project / "kubernetes"
+    result = makeflux(below, "validate")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "no makeflux.toml or makejinja.toml in .; create one (see README: Settings) "
+        "or pass --config PATH\n"
+    )
+    (project / ".git").write_text("gitdir: ../elsewhere\n")  # a worktree's .git is a file
+    deeper = below / "flux"
+    result = makeflux(deeper, "validate")
+    assert result.returncode == 0, result.stderr
