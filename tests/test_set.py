@@ -277,3 +277,24 @@ def test_set_and_the_set_option_read_a_value_the_same_way(project: Path, assignm
     saved = yaml.safe_load((project / "cluster.yaml").read_text())
     assert previewed.data.values[key] == saved[key]
     assert type(previewed.data.values[key]) is type(saved[key])
+
+
+def test_set_on_a_linked_cluster_yaml_edits_the_file_it_links_to(project: Path) -> None:
+    shared = project.parent / "shared"
+    shared.mkdir()
+    real = shared / "cluster.yaml"
+    (project / "cluster.yaml").rename(real)
+    (project / "cluster.yaml").symlink_to(real)
+    result = set_values("node_memory_threshold=85")
+    assert result.exit_code == 0, result.output
+    assert result.output == "makeflux: cluster.yaml: set node_memory_threshold=85\n"
+    assert (project / "cluster.yaml").is_symlink()
+    assert (project / "cluster.yaml").readlink() == real
+    assert changed_lines(CLUSTER_YAML, real.read_text()) == [
+        "-node_memory_threshold:   90",
+        "+node_memory_threshold:   85",
+    ]
+    assert sorted(p.name for p in shared.iterdir()) == ["cluster.yaml"]  # no temporary left
+    refused = set_values("node_memory_threshold=150")
+    assert refused.exit_code == 2
+    assert refused.output.startswith("cluster.yaml:21:26: node_memory_threshold: 150")

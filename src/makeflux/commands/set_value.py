@@ -45,8 +45,11 @@ def set_command(assignments: tuple[str, ...], config: Path | None, data_file: Pa
 
 
 def _set_values(settings: Settings, assignments: tuple[str, ...], data_file: Path | None) -> None:
-    target = (Path.cwd() / data_file).resolve() if data_file else locate(settings).data_file
-    shown = display(target)
+    named = Path.cwd() / data_file if data_file else locate(settings).data_file
+    shown = display(named)
+    # A linked cluster.yaml (kept in another repository, say) is edited where it really is:
+    # replacing the link with a file would leave the real one unchanged.
+    target = named.resolve()
     if not target.is_file():
         raise DataError(
             Problem("not found; run 'makeflux init' to start it from the sample", shown)
@@ -69,11 +72,11 @@ def _set_values(settings: Settings, assignments: tuple[str, ...], data_file: Pat
     if new_content == original:
         output.info(f"makeflux: {shown} already has {', '.join(changes)}; nothing to change")
         return
-    _validate_and_replace(settings, target, new_content)
+    _validate_and_replace(settings, target, new_content, shown)
     output.info(f"makeflux: {shown}: set {', '.join(changes)}")
 
 
-def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> None:
+def _validate_and_replace(settings: Settings, target: Path, content: bytes, shown: str) -> None:
     """Validate `content` as the new cluster.yaml; only if it passes, rename it into place."""
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
@@ -82,16 +85,16 @@ def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> N
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(content)
-        data_files = tuple(tmp if path == target else path for path in settings.data)
+        data_files = tuple(tmp if path.resolve() == target else path for path in settings.data)
         if tmp not in data_files:
             data_files = (*data_files, tmp)
         options = RunOptions(cwd=Path.cwd(), config=settings.source, data_files=data_files)
         try:
             pipeline.validate(pipeline.load(options))
         except MakefluxError as exc:
-            problems = [_renamed(problem, tmp, target) for problem in exc.problems]
+            problems = [_renamed(problem, tmp, shown) for problem in exc.problems]
             problems.append(
-                Problem("not changed; fix the value and run 'makeflux set' again", display(target))
+                Problem("not changed; fix the value and run 'makeflux set' again", shown)
             )
             raise type(exc)(problems) from None
         shutil.copymode(target, tmp)
@@ -100,10 +103,10 @@ def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> N
         tmp.unlink(missing_ok=True)
 
 
-def _renamed(problem: Problem, tmp: Path, target: Path) -> Problem:
+def _renamed(problem: Problem, tmp: Path, shown: str) -> Problem:
     """Problems found in the temporary candidate file, told about cluster.yaml instead."""
     if problem.path is not None and Path(problem.path).name == tmp.name:
-        return replace(problem, path=display(target))
+        return replace(problem, path=shown)
     if problem.path is None or tmp.name not in problem.message:
         return problem
-    return replace(problem, message=problem.message.replace(str(tmp), display(target)))
+    return replace(problem, message=problem.message.replace(str(tmp), shown))
