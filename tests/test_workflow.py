@@ -284,3 +284,45 @@ def test_settings_outside_a_repository_are_looked_for_only_in_the_working_direct
     deeper = below / "flux"
     result = makeflux(deeper, "validate")
     assert result.returncode == 0, result.stderr
+
+
+def run_install_step(repository: Path, tools: Path, requirement: str) -> tuple[int, str, str]:
+    """The workflow's install step as GitHub runs it (bash), with `python` recording what it is
+    asked to install instead of installing it."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["check"]["steps"]
+    step = next(step for step in steps if step.get("name") == "Install makeflux")
+    log = tools / "python.log"
+    log.unlink(missing_ok=True)
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]],
+        cwd=repository,
+        env={
+            "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+            "MAKEFLUX_REQUIREMENT": requirement,  # ${{ vars.X }} is "" when unset
+            "PYTHON_LOG": str(log),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, done.stdout, log.read_text() if log.exists() else ""
+
+
+def test_ci_install_step_installs_the_checkout_or_the_pinned_requirement(tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "python").write_text('#!/bin/sh\necho "$*" >> "$PYTHON_LOG"\n')
+    (tools / "python").chmod(0o755)
+    # The cluster-template model: the repository carries makeflux itself.
+    carrier = tmp_path / "carrier"
+    carrier.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", carrier / "pyproject.toml")
+    assert run_install_step(carrier, tools, "") == (0, "", "-m pip install .\n")
+    # A home-ops repository without it: the pinned requirement, and never the package index.
+    home_ops = tmp_path / "home-ops"
+    home_ops.mkdir()
+    pinned = "makeflux @ git+https://example.org/makeflux@v0.1.0"
+    assert run_install_step(home_ops, tools, pinned) == (0, "", f"-m pip install {pinned}\n")
+    status, stdout, installed = run_install_step(home_ops, tools, "")
+    assert (status, installed) == (1, "")
+    assert stdout.startswith("::error::makeflux is not on the package index: set the repository ")
