@@ -212,13 +212,38 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise DataError(problem) from None
 
 
+class _DuplicateJsonKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: JSON, like YAML, would keep only the last."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _DuplicateJsonKey(key)
+        value[key] = item
+    return value
+
+
 def _load_json(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(text, object_pairs_hook=_unique_json_object)
     except json.JSONDecodeError as exc:
         raise DataError(
             Problem(f"invalid JSON: {exc.msg}", display_path(path), exc.lineno, exc.colno)
         ) from None
+    except _DuplicateJsonKey as exc:
+        # The lines, when the key is written just twice (else other objects may use it too).
+        spelled = re.compile(re.escape(json.dumps(exc.key)) + r"\s*:")
+        lines = [text.count("\n", 0, match.start()) + 1 for match in spelled.finditer(text)]
+        first, line = lines if len(lines) == 2 else (None, None)
+        said = f" (first at line {first})" if first else ""
+        message = f"duplicate key {exc.key!r}{said}; remove one of them"
+        raise DataError(Problem(message, display_path(path), line)) from None
     if not isinstance(value, dict):
         raise DataError(
             Problem(f"top level is a {_kind(value)}, not an object", display_path(path))
@@ -268,6 +293,19 @@ def collect_data_files(paths: Iterable[Path]) -> list[Path]:
                     )
                 )
             files.append(path)
+        elif path.name == "-" and not path.exists():
+            raise DataError(
+                "--data -: makeflux does not read data from standard input; save it to a "
+                "file and pass that"
+            )
+        elif path.exists():
+            raise DataError(
+                Problem(
+                    "not a regular file (a pipe, socket or device); makeflux reads data from "
+                    "files: save it to one and name that",
+                    display_path(path),
+                )
+            )
         else:
             raise DataError(
                 Problem(
@@ -293,6 +331,10 @@ def load_file(path: Path) -> dict[str, Any]:
                     display_path(path),
                 )
             )
+        with path.open("rb") as fp:
+            start = fp.read(4)
+        if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise UnicodeDecodeError("utf-8", start, 0, 2, "a UTF-16 or UTF-32 byte-order mark")
         return loader(path)
     except UnicodeDecodeError:
         raise DataError(

@@ -33,6 +33,15 @@ def display_path(path: Path | str, base: Path | None = None) -> str:
     return Path(os.path.relpath(written, here)).as_posix()
 
 
+def reason(exc: Exception) -> str:
+    """Why reading failed, without the absolute file name OSError's text carries."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text; save it as UTF-8"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with the user's input, printed as one line."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from makeflux.errors import Problem, SettingsError, display_path
+from makeflux.errors import Problem, SettingsError, display_path, reason
 
 MAKEFLUX_FILE = "makeflux.toml"
 MAKEJINJA_FILE = "makejinja.toml"
@@ -155,7 +155,7 @@ def load_settings(cwd: Path, explicit: Path | None = None) -> Settings:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(
-            Problem(f"cannot read settings file: {exc}", display_path(path))
+            Problem(f"cannot read settings file: {reason(exc)}", display_path(path))
         ) from None
     flavor = "makejinja" if path.name == MAKEJINJA_FILE and explicit is None else None
     if flavor is None:
@@ -233,6 +233,11 @@ def settings_from_table(
         rewritten_patterns=tuple(reader.str_list("rewritten_patterns", default=["*.sops.*"])),
     )
     _check_delimiters(reader, settings.delimiter)
+    if settings.manifest is not None and (not settings.manifest.name or settings.manifest.is_dir()):
+        reader.problem(
+            f"'manifest' names a directory ({reader.table.get('manifest')!r}); it must name a "
+            'file, e.g. manifest = ".makeflux-manifest.json"'
+        )
     reader.reject_unknown()
     reader.raise_problems()
     return settings

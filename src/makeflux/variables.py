@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from makeflux.errors import Problem, SchemaError, SettingsError
+from makeflux.errors import Problem, SchemaError, SettingsError, display_path, reason
 from makeflux.settings import Settings
 
 if TYPE_CHECKING:  # jinja2 is needed only to find which templates use a variable
@@ -82,7 +82,7 @@ class SchemaInfo:
 def load_schema_info(settings: Settings) -> SchemaInfo:
     """Read the settings' schema; no schema configured is a SettingsError saying how to add one."""
     if settings.schema is None:
-        where = str(settings.source) if settings.source else None
+        where = display_path(settings.source) if settings.source else None
         raise SettingsError(
             Problem(
                 "no 'schema' in the settings, so makeflux knows no variables; add "
@@ -95,16 +95,19 @@ def load_schema_info(settings: Settings) -> SchemaInfo:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SchemaError(
-            Problem("schema file not found; fix 'schema' in the settings", str(path))
+            Problem("schema file not found; fix 'schema' in the settings", display_path(path))
         ) from None
     except json.JSONDecodeError as exc:
         raise SchemaError(
-            Problem(f"schema is not valid JSON: {exc.msg}", str(path), exc.lineno, exc.colno)
+            Problem(
+                f"schema is not valid JSON: {exc.msg}", display_path(path), exc.lineno, exc.colno
+            )
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(Problem(f"cannot read schema: {exc}", str(path))) from None
+        problem = Problem(f"cannot read schema: {reason(exc)}", display_path(path))
+        raise SchemaError(problem) from None
     if not isinstance(schema, dict):
-        raise SchemaError(Problem("schema must be a JSON object", str(path)))
+        raise SchemaError(Problem("schema must be a JSON object", display_path(path)))
     return SchemaInfo(
         path=path, schema=schema, variables=walk_variables(schema), rules=schema_rules(schema)
     )

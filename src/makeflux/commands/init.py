@@ -33,6 +33,14 @@ def init(config: Path | None) -> None:
                 display(target),
             )
         )
+    if target.is_symlink():  # exists() is False for a link to nothing
+        raise DataError(
+            Problem(
+                f"a link to {os.readlink(target)!r}, which does not exist; makeflux init does "
+                "not write through links: remove the link, or create the file it points to",
+                display(target),
+            )
+        )
     if not sample.is_file():
         raise DataError(
             Problem(

@@ -65,7 +65,8 @@ def lint_config(table: Mapping[str, Any], where: str = "settings") -> LintConfig
                     f"unknown key '{key}' in [makeflux.lint]; known keys: {', '.join(_KEYS)}", where
                 )
             )
-    for rule in strings("disable"):
+    disabled = strings("disable")  # read once: a bad value is one problem, said once
+    for rule in disabled:
         if rule not in RULES:
             problems.append(
                 Problem(
@@ -88,7 +89,7 @@ def lint_config(table: Mapping[str, Any], where: str = "settings") -> LintConfig
             continue
         externals.add((kind, namespace, name))
     config = LintConfig(
-        disabled=frozenset(strings("disable")),
+        disabled=frozenset(disabled),
         externals=frozenset(externals),
         variables=frozenset(strings("variables")),
         roots=tuple(r.strip("/").removeprefix("./") for r in strings("roots", DEFAULT_ROOTS)),
