@@ -81,7 +81,7 @@ def test_a_changed_threshold_is_six_changed_lines_as_in_git(project: Path) -> No
 
 
 YAML_LINES = st.sampled_from(
-    ["  labels:", "    severity: warning", "  for: 15m", "- alert: A", "", "spec:", "  expr: x"]
+    ["spec:", "  rules:", "    - alert: A", "      for: 5m", "      labels:", "", "  expr: x"]
 )
 
 
@@ -102,3 +102,29 @@ def test_never_more_changed_lines_than_git(tmp_path: Path, old: list[str], new: 
         return sum(1 for line in diff.splitlines() if line.startswith(("+", "-")))
 
     assert count(ours) == count(theirs)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(YAML_LINES, min_size=1, max_size=14),
+    added=st.lists(YAML_LINES, min_size=1, max_size=4),
+    where=st.integers(min_value=0),
+    removed=st.booleans(),
+)
+def test_one_added_or_removed_run_is_shown_where_git_shows_it(
+    tmp_path: Path, lines: list[str], added: list[str], where: int, removed: bool
+) -> None:
+    """Among equal lines a run could be shown at several places; git picks one by its indent
+    heuristic (blank lines, indentation), and so does makeflux."""
+    at = where % (len(lines) + 1)
+    before = "".join(line + "\n" for line in lines)
+    after = "".join(line + "\n" for line in [*lines[:at], *added, *lines[at:]])
+    if removed:
+        before, after = after, before
+    (tmp_path / "a").write_text(before)
+    (tmp_path / "b").write_text(after)
+    assert hunks(unified_diff(before, after, "a/a", "b/b")) == git_diff(
+        tmp_path / "a", tmp_path / "b"
+    )

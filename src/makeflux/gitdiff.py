@@ -173,13 +173,111 @@ def _compact(side: _Side, other: _Side) -> None:
                         end_matching_other = side.end
                 if size == side.end - side.start:
                     break
-            if side.end != earliest_end and end_matching_other != -1:
+            if side.end == earliest_end:
+                pass  # it cannot move
+            elif end_matching_other != -1:
                 while other.end == other.start:
+                    side.slide_up()
+                    other.previous()
+            else:
+                best = _best_shift(side.lines, side.end, side.end - side.start, earliest_end)
+                while side.end > best:
                     side.slide_up()
                     other.previous()
         if not side.next():
             return
         other.next()
+
+
+# git's indent heuristic (xdiff's xdl_change_compact, on by default since git 2.14): where a
+# group of added or deleted lines could sit at several places among equal lines, pick the one
+# whose two edges read best: at blank lines and at the start of a less indented block.
+_MAX_INDENT = 200
+_MAX_BLANKS = 20
+_MAX_SLIDING = 100
+_START_OF_FILE_PENALTY = 1
+_END_OF_FILE_PENALTY = 21
+_TOTAL_BLANK_WEIGHT = -30
+_POST_BLANK_WEIGHT = 6
+_RELATIVE_INDENT_PENALTY = -4
+_RELATIVE_INDENT_WITH_BLANK_PENALTY = 10
+_RELATIVE_OUTDENT_PENALTY = 24
+_RELATIVE_OUTDENT_WITH_BLANK_PENALTY = 17
+_RELATIVE_DEDENT_PENALTY = 23
+_RELATIVE_DEDENT_WITH_BLANK_PENALTY = 17
+_INDENT_WEIGHT = 60
+
+
+def _indent(line: str) -> int:
+    """Columns of leading white space (tabs to multiples of 8); -1 for a blank line."""
+    width = 0
+    for char in line:
+        if not char.isspace():
+            return width
+        if char == " ":
+            width += 1
+        elif char == "\t":
+            width += 8 - width % 8
+        if width >= _MAX_INDENT:
+            return _MAX_INDENT
+    return -1
+
+
+def _split_score(lines: Sequence[str], split: int) -> tuple[int, int]:
+    """(effective indent, penalty) of cutting `lines` before index `split`."""
+    end_of_file = split >= len(lines)
+    indent = -1 if end_of_file else _indent(lines[split])
+    pre_blank, pre_indent = 0, -1
+    for index in range(split - 1, -1, -1):
+        pre_indent = _indent(lines[index])
+        if pre_indent != -1:
+            break
+        pre_blank += 1
+        if pre_blank == _MAX_BLANKS:
+            pre_indent = 0
+            break
+    post_blank, post_indent = 0, -1
+    for index in range(split + 1, len(lines)):
+        post_indent = _indent(lines[index])
+        if post_indent != -1:
+            break
+        post_blank += 1
+        if post_blank == _MAX_BLANKS:
+            post_indent = 0
+            break
+
+    penalty = 0
+    if pre_indent == -1 and pre_blank == 0:
+        penalty += _START_OF_FILE_PENALTY
+    if end_of_file:
+        penalty += _END_OF_FILE_PENALTY
+    blank_after = 1 + post_blank if indent == -1 else 0
+    total_blank = pre_blank + blank_after
+    penalty += _TOTAL_BLANK_WEIGHT * total_blank + _POST_BLANK_WEIGHT * blank_after
+    effective = indent if indent != -1 else post_indent
+    blanks = total_blank != 0
+    if effective == -1 or pre_indent == -1 or effective == pre_indent:
+        pass
+    elif effective > pre_indent:
+        penalty += _RELATIVE_INDENT_WITH_BLANK_PENALTY if blanks else _RELATIVE_INDENT_PENALTY
+    elif post_indent != -1 and post_indent > effective:
+        penalty += _RELATIVE_OUTDENT_WITH_BLANK_PENALTY if blanks else _RELATIVE_OUTDENT_PENALTY
+    else:
+        penalty += _RELATIVE_DEDENT_WITH_BLANK_PENALTY if blanks else _RELATIVE_DEDENT_PENALTY
+    return effective, penalty
+
+
+def _best_shift(lines: Sequence[str], end: int, size: int, earliest_end: int) -> int:
+    """The end index, from `earliest_end` to `end`, where a group of `size` lines reads best."""
+    best_end, best_score = -1, (0, 0)
+    for shift in range(max(earliest_end, end - size - 1, end - _MAX_SLIDING), end + 1):
+        indent_a, penalty_a = _split_score(lines, shift)
+        indent_b, penalty_b = _split_score(lines, shift - size)
+        score = (indent_a + indent_b, penalty_a + penalty_b)
+        compared = _INDENT_WEIGHT * ((score[0] > best_score[0]) - (score[0] < best_score[0]))
+        if best_end == -1 or compared + score[1] - best_score[1] <= 0:
+            best_end, best_score = shift, score
+    return best_end
 
 
 def _opcodes(deleted: list[bool], inserted: list[bool]) -> list[tuple[str, int, int, int, int]]:
