@@ -4,12 +4,14 @@ its templates compiled again, and packs that pile up are merged."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from makeflux import cache
@@ -421,3 +423,15 @@ def test_memoized_template_facts_follow_the_source_and_survive_damage(project: P
         assert len(calls) == 4, "--no-cache computes afresh"
     finally:
         cache.set_enabled(True)
+
+
+def test_the_cache_keeps_jinjas_bytecode_cache_interface() -> None:
+    """CompiledTemplateCache stands in for jinja2.BytecodeCache without subclassing it: a Jinja
+    release that adds or changes a method the environment calls must fail here, not in a run."""
+    for name, method in inspect.getmembers(jinja2.BytecodeCache, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        ours = getattr(cache.CompiledTemplateCache, name, None)
+        assert ours is not None, f"CompiledTemplateCache lacks BytecodeCache.{name}"
+        theirs = list(inspect.signature(method).parameters)
+        assert list(inspect.signature(ours).parameters) == theirs, name

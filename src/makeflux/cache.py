@@ -219,7 +219,11 @@ class _PackWriter:
 class CompiledTemplateCache:
     """A Jinja bytecode cache (jinja2.BytecodeCache's interface): in memory for this run, and in
     pack files in `directory` when it is given. Call finish() when the run ends (it is also
-    called at exit) to write what was compiled."""
+    called at exit) to write what was compiled.
+
+    Not a subclass of jinja2.BytecodeCache: it overrides every method, and subclassing would
+    import jinja2 with this module, which the CLI imports before it knows it will render (a
+    no-change run never needs jinja2). tests/test_cache.py checks the interface still matches."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory

@@ -129,7 +129,8 @@ def _documents(stream: Any, path: Path) -> Iterator[Any]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            _check_size(node, path)
+            if node is not None:  # check_node() said there is one
+                _check_size(node, path)
             yield loader.construct_document(node)
     finally:
         loader.dispose()

@@ -9,7 +9,7 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from inspect import signature
+from inspect import Parameter, signature
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +229,7 @@ def load_plugin(name: str, env: jinja2.Environment, data: Mapping[str, Any], set
         raise PluginError(
             Problem(f"plugin '{name}' failed while importing: {type(exc).__name__}: {exc}", where)
         ) from None
+    params: Mapping[str, Parameter]
     try:
         params = signature(cls).parameters
     except (TypeError, ValueError):
@@ -334,6 +335,6 @@ def _install_makejinja_shim() -> None:
         except ImportError:
             raise AttributeError(f"module 'makejinja' has no attribute '{name}'") from None
 
-    package.__getattr__ = submodule  # type: ignore[attr-defined]
+    package.__getattr__ = submodule  # type: ignore[attr-defined,method-assign]
     sys.modules["makejinja"] = package
     sys.modules["makejinja.plugin"] = plugin_api

@@ -162,7 +162,8 @@ def render_tree(
     if setup.env.bytecode_cache is None:
         # Attached once plugins are loaded: the cache key covers the filters and tests they add.
         scope = "\0".join(str(p.resolve()) for p in settings.inputs)
-        setup.env.bytecode_cache = cache.for_environment(setup.env, scope)
+        # Duck-typed jinja2.BytecodeCache (see cache.CompiledTemplateCache for why).
+        setup.env.bytecode_cache = cache.for_environment(setup.env, scope)  # type: ignore[assignment]
     tree = RenderedTree(root=settings.output)
     problems: list[Problem] = []
     sources = discover_sources(settings, setup)

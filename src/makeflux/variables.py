@@ -3,6 +3,7 @@ it takes part in, and which templates use it. `explain` and `docs` print this.""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -346,7 +347,7 @@ def template_usage(
                 "explain-template-variables-1",
                 source.name,
                 text,
-                lambda text=text: sorted(meta.find_undeclared_variables(env.parse(text))),
+                functools.partial(_undeclared_names, env, text),
             )
         except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
             continue  # render reports these with file and line; explain only lists usage
@@ -372,3 +373,7 @@ def _relative(path: Path, base: Path) -> str:
         return path.relative_to(base).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def _undeclared_names(env: jinja2.Environment, text: str) -> list[str]:
+    return sorted(meta.find_undeclared_variables(env.parse(text)))
