@@ -32,6 +32,7 @@ import inspect
 import json
 import marshal
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -332,6 +333,8 @@ class CompiledTemplateCache:
         if self._packs is None:
             self._packs = _open_packs(pack_paths(self.directory))
             self._index = _newest_entries(self._packs)
+            if self._packs and self.directory is not None:
+                mark_used(self.directory)
         where = self._index.get(bytes.fromhex(key))
         return None if where is None else _entry_at(self._packs, where)
 
@@ -428,6 +431,7 @@ def for_environment(env: jinja2.Environment, scope: str = "") -> CompiledTemplat
     root = cache_root() if _enabled else None
     if root is None:
         return CompiledTemplateCache(None)
+    prune_stale(root)
     project = hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return CompiledTemplateCache(root / "code" / _fingerprint_of(env) / project)
 
@@ -450,6 +454,7 @@ def memoize(
     try:
         stored = json.loads(path.read_bytes())
         if stored.get("kind") == kind and stored.get("checksum") == checksum:
+            _mark_used_once(path.parent)
             return stored["value"]
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         pass  # missing or damaged: computed and rewritten below
@@ -559,3 +564,106 @@ class _Describer:
                 content = file.encode()
             self._file_hashes[file] = hashlib.sha256(content).hexdigest()[:16]
         return self._file_hashes[file]
+
+
+# --- housekeeping: what the cache holds, and removing what is no longer used ----------------------
+
+# Every entry is keyed on what produced it (versions, settings, sources), so a change leaves the
+# old entries behind, never to be read again: they are removed once unused this long.
+STALE_AFTER_SECONDS = 30 * 24 * 3600
+PRUNE_EVERY_SECONDS = 24 * 3600
+_PRUNE_STAMP = "last-prune"
+_marked: set[Path] = set()
+
+
+def cache_units(root: Path) -> list[Path]:
+    """The cache's units, each used and removed as a whole: a project's compiled templates under
+    one environment (code/<fingerprint>/<project>), the template facts of one environment
+    (facts/<fingerprint>), one validation verdict (valid/<key>) and one `-o DIR` manifest."""
+    units: list[Path] = []
+    for area, depth in (("code", 2), ("facts", 1), ("valid", 1), ("manifests", 1)):
+        level = [root / area]
+        for _ in range(depth):
+            level = [child for parent in level for child in _children(parent)]
+        units += level
+    return sorted(units)
+
+
+def _children(directory: Path) -> list[Path]:
+    try:
+        return [directory / name for name in os.listdir(directory)]
+    except OSError:
+        return []
+
+
+def unit_size(unit: Path) -> tuple[int, int]:
+    """(files, bytes) in `unit`, a file or a directory."""
+    if not unit.is_dir() or unit.is_symlink():
+        with contextlib.suppress(OSError):
+            return 1, unit.lstat().st_size
+        return 0, 0
+    files = size = 0
+    for directory, _, names in os.walk(unit):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(directory, name)).st_size
+                files += 1
+    return files, size
+
+
+def clean(root: Path, older_than: float | None = None) -> tuple[int, int]:
+    """Remove the units of the cache at `root` (only those unused for `older_than` seconds, when
+    given); return the (files, bytes) removed. Files makeflux did not put there are left."""
+    now = time.time()
+    removed_files = removed_bytes = 0
+    for unit in cache_units(root):
+        try:
+            age = now - unit.lstat().st_mtime
+        except OSError:
+            continue
+        if older_than is not None and age < older_than:
+            continue
+        files, size = unit_size(unit)
+        try:
+            if unit.is_dir() and not unit.is_symlink():
+                shutil.rmtree(unit)
+            else:
+                unit.unlink()
+        except OSError:
+            continue  # in use by another run, or not ours to remove: left for next time
+        removed_files += files
+        removed_bytes += size
+    for fingerprint in _children(root / "code"):
+        with contextlib.suppress(OSError):
+            fingerprint.rmdir()  # only when no project is left under it
+    return removed_files, removed_bytes
+
+
+def prune_stale(root: Path) -> None:
+    """Remove units unused for STALE_AFTER_SECONDS, at most once a day (a stamp file says when)."""
+    stamp = root / _PRUNE_STAMP
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY_SECONDS:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        return  # a read-only cache: nothing is added to it either
+    clean(root, older_than=STALE_AFTER_SECONDS)
+
+
+def mark_used(unit: Path) -> None:
+    """Note that `unit` was read now (its mtime), so pruning keeps it."""
+    with contextlib.suppress(OSError):
+        os.utime(unit)
+
+
+def _mark_used_once(unit: Path) -> None:
+    if unit not in _marked:
+        _marked.add(unit)
+        mark_used(unit)

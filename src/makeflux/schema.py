@@ -11,6 +11,7 @@ import copy
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -208,7 +209,7 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
         _raise_unusable(schema, path, exc)
     instance, key_problems = _json_view(data.values, ())
     verdict = None if problems or key_problems else _verdict_file(schema_text, instance)
-    if verdict is not None and not thorough and verdict.exists():
+    if verdict is not None and not thorough and _recall(verdict):
         return  # this schema already accepted exactly this data
     if thorough:
         check_schema(schema, path)
@@ -288,6 +289,15 @@ def _jsonschema_fingerprint() -> str:
 def _typed_repr(value: Any) -> str:
     # Dates, sets …: not JSON, and never equal to a string the user wrote.
     return f"\0{type(value).__name__}:{value!r}"
+
+
+def _recall(verdict: Path) -> bool:
+    """True when the verdict is remembered; marks it used (its mtime), so pruning keeps it."""
+    try:
+        os.utime(verdict)
+    except OSError:
+        return False
+    return True
 
 
 def _remember(verdict: Path) -> None:
