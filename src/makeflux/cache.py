@@ -32,6 +32,7 @@ import inspect
 import json
 import marshal
 import os
+import pickle
 import shutil
 import struct
 import sys
@@ -459,19 +460,25 @@ def memoize(
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         pass  # missing or damaged: computed and rewritten below
     value = compute()
-    blob = json.dumps({"kind": kind, "checksum": checksum, "value": value}).encode()
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(ValueError):  # a value JSON cannot hold: not kept
+        _write_entry(path, json.dumps({"kind": kind, "checksum": checksum, "value": value}))
+    return value
+
+
+def _write_entry(path: Path, blob: str | bytes) -> None:
+    """Put `blob` at `path` whole (temp file, then rename); a cache that cannot be written only
+    costs speed."""
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fp:
-                fp.write(blob)
+                fp.write(blob.encode() if isinstance(blob, str) else blob)
             os.replace(tmp_name, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
             raise
-    return value
 
 
 def _fingerprint_of(env: jinja2.Environment) -> str:
@@ -566,6 +573,34 @@ class _Describer:
         return self._file_hashes[file]
 
 
+def memoize_content(area: str, version: bytes, content: bytes, compute: Callable[[], Any]) -> Any:
+    """compute() for a file's `content`, kept across runs (pickled) under `area`.
+
+    For values that depend on the bytes alone (a data file as the YAML reader reads it) and on
+    the code that computes them, which `version` must name. A damaged entry is computed again.
+    """
+    root = cache_root() if _enabled else None
+    if root is None:
+        return compute()
+    key = hashlib.sha256(version + b"\0" + content).hexdigest()
+    path = root / area / key
+    try:
+        blob = path.read_bytes()
+        if blob[:_DIGEST_SIZE] == _digest(blob[_DIGEST_SIZE:]):
+            value = pickle.loads(blob[_DIGEST_SIZE:])  # our own file, checked: not untrusted
+            mark_used(path)
+            return value
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+        pass  # missing or damaged: computed and rewritten below
+    value = compute()
+    try:
+        payload = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception:  # not picklable: nothing to keep
+        return value
+    _write_entry(path, _digest(payload) + payload)
+    return value
+
+
 # --- housekeeping: what the cache holds, and removing what is no longer used ----------------------
 
 # Every entry is keyed on what produced it (versions, settings, sources), so a change leaves the
@@ -579,9 +614,10 @@ _marked: set[Path] = set()
 def cache_units(root: Path) -> list[Path]:
     """The cache's units, each used and removed as a whole: a project's compiled templates under
     one environment (code/<fingerprint>/<project>), the template facts of one environment
-    (facts/<fingerprint>), one validation verdict (valid/<key>) and one `-o DIR` manifest."""
+    (facts/<fingerprint>), one validation verdict (valid/<key>), one data file as read
+    (data/<key>) and one `-o DIR` manifest."""
     units: list[Path] = []
-    for area, depth in (("code", 2), ("facts", 1), ("valid", 1), ("manifests", 1)):
+    for area, depth in (("code", 2), ("facts", 1), ("valid", 1), ("data", 1), ("manifests", 1)):
         level = [root / area]
         for _ in range(depth):
             level = [child for parent in level for child in _children(parent)]
