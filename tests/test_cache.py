@@ -115,13 +115,13 @@ def read_tree(root: Path) -> dict[str, bytes]:
 def cache_files(cache_dir: Path) -> dict[str, int]:
     """Compiled-template cache file → inode (a rewrite replaces the file, so its inode changes).
 
-    The manifests of -o renders, data files as read and the stamp of the daily pruning live in
-    the cache too; they are not compiled templates."""
+    The manifests of -o renders, data files as read, kept outputs and the stamp of the daily
+    pruning live in the cache too; they are not compiled templates."""
     return {
         p.relative_to(cache_dir).as_posix(): p.stat().st_ino
         for p in cache_dir.rglob("*")
         if p.is_file()
-        and p.relative_to(cache_dir).parts[0] not in ("manifests", "data", "last-prune")
+        and p.relative_to(cache_dir).parts[0] not in ("manifests", "data", "outputs", "last-prune")
     }
 
 
@@ -143,7 +143,7 @@ def render_counting(project: Path) -> tuple[int, int, dict[str, bytes]]:
     settings = load_settings(project)
     data = load_data(settings).values
     setup = build_environment(settings, data)
-    tree = render_tree(settings, data, setup)
+    tree = render_tree(settings, data, setup, reuse_outputs=False)  # every template loads
     code_cache = setup.env.bytecode_cache
     assert isinstance(code_cache, cache.CompiledTemplateCache)
     return code_cache.compiled, code_cache.disk_hits, tree.files

@@ -461,13 +461,14 @@ def memoize(
         pass  # missing or damaged: computed and rewritten below
     value = compute()
     with contextlib.suppress(ValueError):  # a value JSON cannot hold: not kept
-        _write_entry(path, json.dumps({"kind": kind, "checksum": checksum, "value": value}))
+        write_entry(path, json.dumps({"kind": kind, "checksum": checksum, "value": value}))
     return value
 
 
-def _write_entry(path: Path, blob: str | bytes) -> None:
+def write_entry(path: Path | str, blob: str | bytes) -> None:
     """Put `blob` at `path` whole (temp file, then rename); a cache that cannot be written only
     costs speed."""
+    path = Path(path)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -479,6 +480,11 @@ def _write_entry(path: Path, blob: str | bytes) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
             raise
+
+
+def environment_key(env: jinja2.Environment) -> str:
+    """What compiling under `env` depends on, as a hex digest (see environment_fingerprint)."""
+    return _fingerprint_of(env)
 
 
 def _fingerprint_of(env: jinja2.Environment) -> str:
@@ -597,7 +603,7 @@ def memoize_content(area: str, version: bytes, content: bytes, compute: Callable
         payload = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception:  # not picklable: nothing to keep
         return value
-    _write_entry(path, _digest(payload) + payload)
+    write_entry(path, _digest(payload) + payload)
     return value
 
 
@@ -615,9 +621,17 @@ def cache_units(root: Path) -> list[Path]:
     """The cache's units, each used and removed as a whole: a project's compiled templates under
     one environment (code/<fingerprint>/<project>), the template facts of one environment
     (facts/<fingerprint>), one validation verdict (valid/<key>), one data file as read
-    (data/<key>) and one `-o DIR` manifest."""
+    (data/<key>), one project's kept outputs (outputs/<fingerprint>-<project>) and one `-o DIR`
+    manifest."""
     units: list[Path] = []
-    for area, depth in (("code", 2), ("facts", 1), ("valid", 1), ("data", 1), ("manifests", 1)):
+    for area, depth in (
+        ("code", 2),
+        ("facts", 1),
+        ("valid", 1),
+        ("data", 1),
+        ("outputs", 1),
+        ("manifests", 1),
+    ):
         level = [root / area]
         for _ in range(depth):
             level = [child for parent in level for child in _children(parent)]
