@@ -261,17 +261,7 @@ def _cluster_data(rng: random.Random, apps: list[dict[str, str]]) -> dict[str, A
         data[f"feature_{i}_enabled"] = rng.random() < 0.7
     data["tracing_enabled"] = True
     data["observability_enabled"] = True
-    data["nodes"] = [
-        {
-            "name": f"k8s-{i}",
-            "address": f"10.10.0.{10 + i}",
-            "controller": i < 3,
-            "disk": f"/dev/nvme{i % 2}n1",
-            "mac_addr": f"aa:bb:cc:dd:ee:{i:02x}",
-            "schematic_id": f"{rng.getrandbits(64):016x}",
-        }
-        for i in range(6)
-    ]
+    data["nodes"] = [_node(rng, i) for i in range(6)]
     for app in apps:
         data[f"{_ident(app['name'])}_enabled"] = rng.random() < 0.8
     data["apps"] = {
@@ -287,8 +277,7 @@ def _cluster_data(rng: random.Random, apps: list[dict[str, str]]) -> dict[str, A
     return data
 
 
-def _rich_node(rng: random.Random, i: int) -> dict[str, Any]:
-    """A node as talhelper-style repositories describe one: dozens of keys, some nested."""
+def _node(rng: random.Random, i: int) -> dict[str, Any]:
     return {
         "name": f"k8s-{i}",
         "address": f"10.10.0.{10 + i}",
@@ -296,6 +285,13 @@ def _rich_node(rng: random.Random, i: int) -> dict[str, Any]:
         "disk": f"/dev/nvme{i % 2}n1",
         "mac_addr": f"aa:bb:cc:dd:ee:{i:02x}",
         "schematic_id": f"{rng.getrandbits(64):016x}",
+    }
+
+
+def _rich_node(rng: random.Random, i: int) -> dict[str, Any]:
+    """A node as talhelper-style repositories describe one: dozens of keys, some nested."""
+    return {
+        **_node(rng, i),
         "mtu": 1500,
         "vlan": 10 + i % 3,
         "gateway": "10.10.0.1",
