@@ -276,3 +276,25 @@ def helm_fullname(release: Release, limit: int = 63) -> str:
     name = str(release.values.get("nameOverride") or release.chart)
     full = release.name if name in release.name else f"{release.name}-{name}"
     return full[:limit].rstrip("-")
+
+
+def rendered_combinations(
+    factory: pytest.TempPathFactory, combinations: list[dict[str, Any]] | None = None
+) -> list[tuple[str, dict[str, Any], Path]]:
+    """(id, values, tree) for each combination (default: every valid one), each rendered once."""
+    return [
+        (combination_id(values), values, cached_render(factory, values))
+        for values in (all_valid_combinations() if combinations is None else combinations)
+    ]
+
+
+def alert_expressions(tree: Path) -> dict[str, str]:
+    """alert name → expression of every alerting rule in the tree's PrometheusRules."""
+    return {
+        rule["alert"]: str(rule["expr"])
+        for _, doc in documents(tree)
+        if doc.get("kind") == "PrometheusRule"
+        for group in doc["spec"]["groups"]
+        for rule in group.get("rules", [])
+        if "alert" in rule
+    }

@@ -19,14 +19,13 @@ import pytest
 import yaml
 
 from tests.pack import (
+    alert_expressions,
     all_valid_combinations,
-    cached_render,
     cluster_values,
-    combination_id,
-    documents,
     helm_releases,
     lookup,
     render_pack,
+    rendered_combinations,
 )
 
 EXPORTED_METRICS = Path(__file__).resolve().parent / "data" / "exported-metrics.yaml"
@@ -47,17 +46,6 @@ def metric_names(expr: str) -> set[str]:
 
     promql_parser.walk(promql_parser.parse(expr), visit)
     return names
-
-
-def alert_expressions(tree: Path) -> dict[str, str]:
-    return {
-        rule["alert"]: str(rule["expr"])
-        for _, doc in documents(tree)
-        if doc.get("kind") == "PrometheusRule"
-        for group in doc["spec"]["groups"]
-        for rule in group.get("rules", [])
-        if "alert" in rule
-    }
 
 
 def variant_metrics(values: Mapping[str, Any], tree: Path) -> tuple[set[str], list[str]]:
@@ -91,11 +79,12 @@ def metric_problems(values: Mapping[str, Any], tree: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rendered_trees(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict, Path]]:
-    return [
-        (combination_id(values), values, cached_render(tmp_path_factory, values))
+    with_alerts = [
+        values
         for values in all_valid_combinations()
         if values["monitoring_enabled"] and values["monitoring_alerts_enabled"]
     ]
+    return rendered_combinations(tmp_path_factory, with_alerts)
 
 
 def test_every_alert_reads_metrics_its_variant_exports(

@@ -28,11 +28,10 @@ from scripts.chart_values_keys import OPEN_SUFFIX, format_path, key_paths
 from tests.pack import (
     Release,
     all_valid_combinations,
-    cached_render,
     cluster_values,
-    combination_id,
     helm_releases,
     render_pack,
+    rendered_combinations,
 )
 
 CHART_VALUES_DIR = Path(__file__).resolve().parent / "data" / "chart-values"
@@ -135,10 +134,7 @@ def rendered_trees(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, 
         cluster_values(monitoring_enabled=True, monitoring_stack=stack, **options)
         for stack in ("victoriametrics", "prometheus")
     ]
-    return [
-        (combination_id(values), values, cached_render(tmp_path_factory, values))
-        for values in combinations
-    ]
+    return rendered_combinations(tmp_path_factory, combinations)
 
 
 def test_every_values_key_is_read_by_the_pinned_chart(

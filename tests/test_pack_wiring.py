@@ -29,15 +29,13 @@ import pytest
 
 from tests.pack import (
     Release,
-    all_valid_combinations,
-    cached_render,
+    alert_expressions,
     cluster_values,
-    combination_id,
-    documents,
     helm_fullname,
     helm_releases,
     lookup,
     render_pack,
+    rendered_combinations,
 )
 
 CHART_VALUES_DIR = Path(__file__).resolve().parent / "data" / "chart-values"
@@ -367,14 +365,7 @@ def selects(matchers: list[tuple[str, str]], job: str) -> bool:
 
 def job_problems(values: Mapping[str, Any], tree: Path) -> tuple[list[str], int]:
     """Alerts on `up{job=...}` that miss the job their stack's chart names."""
-    rules = {
-        rule["alert"]: str(rule["expr"])
-        for _, doc in documents(tree)
-        if doc.get("kind") == "PrometheusRule"
-        for group in doc["spec"]["groups"]
-        for rule in group.get("rules", [])
-        if "alert" in rule
-    }
+    rules = alert_expressions(tree)
     problems, checked = [], 0
     contracted = {job.alert for job in JOBS} | set(EXTERNAL_JOBS)
     for alert, expr in rules.items():
@@ -394,10 +385,7 @@ def job_problems(values: Mapping[str, Any], tree: Path) -> tuple[list[str], int]
 
 @pytest.fixture(scope="module")
 def rendered_trees(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict, Path]]:
-    return [
-        (combination_id(values), values, cached_render(tmp_path_factory, values))
-        for values in all_valid_combinations()
-    ]
+    return rendered_combinations(tmp_path_factory)
 
 
 def test_every_combination_keeps_the_wiring_contract(
