@@ -189,6 +189,33 @@ def kubernetes_documents(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
                 yield path, doc
 
 
+# --- The chart releases the pack pins (tests/data/chart-values/ holds their values keys) ---------
+
+# The releases the wiring contract and the values key lists were read from.
+PINNED_RELEASES = {
+    "victoria-metrics-k8s-stack": "0.91.2",
+    "kube-prometheus-stack": "88.5.3",
+    "loki": "18.11.0",
+    "tempo": "2.2.4",
+    "alloy": "1.11.1",
+}
+
+# parent chart release → its subcharts' versions (victoria-metrics-k8s-stack 0.91.2 Chart.lock;
+# kube-prometheus-stack 88.5.3 Chart.yaml, which pins exact versions).
+SUBCHARTS: dict[tuple[str, str], dict[str, str]] = {
+    ("victoria-metrics-k8s-stack", "0.91.2"): {
+        "grafana": "12.7.3",
+        "kube-state-metrics": "7.5.3",
+        "prometheus-node-exporter": "4.55.1",
+    },
+    ("kube-prometheus-stack", "88.5.3"): {
+        "grafana": "12.11.1",
+        "kube-state-metrics": "8.4.0",
+        "prometheus-node-exporter": "4.56.1",
+    },
+}
+
+
 # --- HelmReleases of a rendered tree: which chart at which release, with which values ---------
 
 _FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster

@@ -26,6 +26,7 @@ import pytest
 
 from scripts.chart_values_keys import OPEN_SUFFIX, format_path, key_paths
 from tests.pack import (
+    SUBCHARTS,
     Release,
     all_valid_combinations,
     cluster_values,
@@ -35,21 +36,6 @@ from tests.pack import (
 )
 
 CHART_VALUES_DIR = Path(__file__).resolve().parent / "data" / "chart-values"
-
-# parent chart release → its subcharts' versions (victoria-metrics-k8s-stack 0.91.2 Chart.lock;
-# kube-prometheus-stack 88.5.3 Chart.yaml, which pins exact versions).
-SUBCHARTS: dict[tuple[str, str], dict[str, str]] = {
-    ("victoria-metrics-k8s-stack", "0.91.2"): {
-        "grafana": "12.7.3",
-        "kube-state-metrics": "7.5.3",
-        "prometheus-node-exporter": "4.55.1",
-    },
-    ("kube-prometheus-stack", "88.5.3"): {
-        "grafana": "12.11.1",
-        "kube-state-metrics": "8.4.0",
-        "prometheus-node-exporter": "4.56.1",
-    },
-}
 
 # Charts whose release has no values.yaml in the stored upstream sources to check against.
 UNCHECKED = {

@@ -11,7 +11,9 @@ For every flag combination the test checks, connection by connection, that
 - the serving chart is pinned at the release the contract was read from, so bumping a chart fails
   here until its ports have been checked again.
 Alerts that match on a scrape job (`up{job=...}`) are checked against the job names each stack's
-chart gives its targets.
+chart gives its targets. Two links that need no port are checked too: Grafana's dashboard
+providers are not hidden under the sidecar's mount, and Tempo's metrics generator runs the
+processors whose metrics the Tempo datasource queries.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import promql_parser
 import pytest
 
 from tests.pack import (
+    PINNED_RELEASES,
+    SUBCHARTS,
     Release,
     alert_expressions,
     cluster_values,
@@ -39,15 +43,6 @@ from tests.pack import (
 )
 
 CHART_VALUES_DIR = Path(__file__).resolve().parent / "data" / "chart-values"
-
-# The releases this contract (and tests/data/chart-values/) was read from.
-PINNED_RELEASES = {
-    "victoria-metrics-k8s-stack": "0.91.2",
-    "kube-prometheus-stack": "88.5.3",
-    "loki": "18.11.0",
-    "tempo": "2.2.4",
-    "alloy": "1.11.1",
-}
 
 # What each chart names the Service a connection reaches, from Helm's fullname of the release.
 SERVICE_NAMES: dict[str, Callable[[Release], str]] = {
@@ -445,3 +440,71 @@ def test_a_moved_port_or_a_wrong_job_is_caught(tmp_path: Path) -> None:
     assert "victoria-metrics-k8s-stack serves on 8429" in problems
     assert not selects(up_job_matchers('absent(up{job=~".*coredns.*"} == 1)'), "core-dns")
     assert selects(up_job_matchers('absent(up{job="core-dns"} == 1)'), "core-dns")
+
+
+def sidecar_folder(stack: Release) -> str:
+    """Where Grafana mounts the dashboard sidecar's emptyDir: the render's value, else the stack
+    chart's default for its grafana subchart, else the grafana chart's own default."""
+    key = "grafana.sidecar.dashboards.folder"
+    rendered = lookup(stack.values, tuple(key.split(".")), None)
+    if rendered is not None:
+        return str(rendered)
+    parent = chart_defaults(stack.chart, stack.version)
+    if key in parent:
+        return str(parent[key])
+    grafana = SUBCHARTS[(stack.chart, stack.version)]["grafana"]
+    return str(chart_defaults("grafana", grafana)["sidecar.dashboards.folder"])
+
+
+def dashboard_problems(tree: Path) -> list[str]:
+    """Dashboard providers whose files the sidecar's emptyDir hides (audit finding 4), and a
+    Tempo datasource that queries span metrics or a service graph no processor produces (3)."""
+    releases = {release.chart: release for release in helm_releases(tree)}
+    stack = releases.get("victoria-metrics-k8s-stack") or releases.get("kube-prometheus-stack")
+    if stack is None:
+        return []
+    problems = []
+    folder = sidecar_folder(stack).rstrip("/")
+    providers = lookup(stack.values, ("grafana", "dashboardProviders"), {}) or {}
+    for provider_file in providers.values():
+        for provider in provider_file.get("providers", []):
+            path = str(provider["options"]["path"])
+            if path == folder or path.startswith(folder + "/"):
+                problems.append(
+                    f"provider {provider['name']}: {path} is under the sidecar's {folder}"
+                )
+    tempo = releases.get("tempo")
+    if tempo is not None:
+        wanted = {"span-metrics", "service-graphs"}
+        key = ("tempo", "overrides", "defaults", "metrics_generator", "processors")
+        missing = wanted - set(lookup(tempo.values, key, None) or [])
+        if missing:
+            problems.append(f"Tempo's metrics generator runs no {sorted(missing)}")
+    return problems
+
+
+def test_no_dashboard_or_span_metric_is_left_out(
+    rendered_trees: list[tuple[str, dict, Path]],
+) -> None:
+    failures = [
+        f"[{combination}] {problem}"
+        for combination, values, tree in rendered_trees
+        if values["monitoring_enabled"]
+        for problem in dashboard_problems(tree)
+    ]
+    assert not failures, "\n".join(failures)
+
+
+def test_the_audit_findings_on_dashboards_and_span_metrics_are_caught(tmp_path: Path) -> None:
+    """Without the folder override, VictoriaMetrics' default hides the downloaded dashboards;
+    without the overrides, Tempo produces no span metrics."""
+    values = cluster_values(monitoring_enabled=True, tracing_enabled=True)
+    tree = render_pack(tmp_path, values)
+    assert dashboard_problems(tree) == []
+    for path in tree.rglob("helmrelease.yaml"):
+        text = path.read_text().replace("          folder: /tmp/dashboards\n", "")
+        path.write_text(text.replace("              - span-metrics\n", ""))
+    helm_releases.cache_clear()
+    problems = "\n".join(dashboard_problems(tree))
+    assert "/var/lib/grafana/dashboards/gitops is under the sidecar's" in problems
+    assert "runs no ['span-metrics']" in problems
