@@ -130,7 +130,8 @@ def _documents(stream: Any, path: Path) -> Iterator[Any]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            _check_size(node, path)
+            if node is not None:  # check_node() said there is one
+                _check_size(node, path)
             yield loader.construct_document(node)
     finally:
         loader.dispose()
@@ -316,6 +317,49 @@ def collect_data_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+def _load_yaml_remembered(path: Path) -> dict[str, Any]:
+    """_load_yaml, with what it read kept in the cache by the file's content: PyYAML's
+    pure-Python reader takes ~50 ms for a few hundred keys, unpickling them well under one.
+
+    Only a file that read without error is kept; the key covers the bytes, this module's source
+    (its loader and limits) and PyYAML's version. A file that changes while it is read is not
+    kept."""
+    from makeflux import cache
+
+    content = path.read_bytes()
+    if not content:
+        return _load_yaml(path)  # the error, every time
+
+    def read() -> dict[str, Any]:
+        value = _load_yaml(path)
+        if path.read_bytes() != content:
+            raise _ChangedWhileRead(value)
+        return value
+
+    try:
+        loaded: dict[str, Any] = cache.memoize_content("data", _reader_version(), content, read)
+    except _ChangedWhileRead as changed:
+        return changed.value
+    return loaded
+
+
+class _ChangedWhileRead(Exception):
+    def __init__(self, value: dict[str, Any]) -> None:
+        super().__init__("changed while read")
+        self.value = value
+
+
+_READER_VERSION: bytes | None = None
+
+
+def _reader_version() -> bytes:
+    global _READER_VERSION
+    if _READER_VERSION is None:
+        source = Path(__file__).read_bytes()
+        _READER_VERSION = f"yaml {yaml.__version__}\0".encode() + source
+    return _READER_VERSION
+
+
 def load_file(path: Path) -> dict[str, Any]:
     """One data file as a mapping; unsupported suffixes are the caller's concern."""
     loader = DATA_LOADERS[path.suffix]
@@ -335,6 +379,8 @@ def load_file(path: Path) -> dict[str, Any]:
             start = fp.read(4)
         if start.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise UnicodeDecodeError("utf-8", start, 0, 2, "a UTF-16 or UTF-32 byte-order mark")
+        if loader is _load_yaml:
+            return _load_yaml_remembered(path)
         return loader(path)
     except UnicodeDecodeError:
         raise DataError(

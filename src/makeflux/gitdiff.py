@@ -21,9 +21,8 @@ def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
     b = new.splitlines(keepends=True)
     if a == b:
         return ""
-    matcher = _MinimalMatcher(None, a, b, autojunk=False)
     out = [f"--- {old_label}\n", f"+++ {new_label}\n"]
-    for group in matcher.get_grouped_opcodes(CONTEXT_LINES):
+    for group in _hunks(_edit_script(a, b), CONTEXT_LINES):
         out.append(_hunk_header(group, a))
         for line in _hunk_lines(group, a, b):
             out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
@@ -35,18 +34,42 @@ def unified_diff(old: str, new: str, old_label: str, new_label: str) -> str:
 _MAX_MINIMAL_CHANGES = 1000
 
 
-class _MinimalMatcher(difflib.SequenceMatcher):
-    """difflib's hunk grouping over a minimal edit script (Myers), changes slid down as git
-    slides them, so a changed line among repeats is shown where git shows it."""
+Opcode = tuple[str, int, int, int, int]  # difflib's: (tag, i1, i2, j1, j2)
 
-    def get_opcodes(self) -> list[tuple[str, int, int, int, int]]:
-        changed = _myers(self.a, self.b, _MAX_MINIMAL_CHANGES)
-        if changed is None:
-            return super().get_opcodes()
-        deleted, inserted = changed
-        _compact(_Side(self.a, deleted), _Side(self.b, inserted))
-        _compact(_Side(self.b, inserted), _Side(self.a, deleted))
-        return _opcodes(deleted, inserted)
+
+def _edit_script(a: list[str], b: list[str]) -> list[Opcode]:
+    """A minimal edit script (Myers), its changes placed among equal lines as git places them,
+    so a changed line among repeats is shown where git shows it."""
+    changed = _myers(a, b, _MAX_MINIMAL_CHANGES)
+    if changed is None:
+        matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        return [(tag, i1, i2, j1, j2) for tag, i1, i2, j1, j2 in matcher.get_opcodes()]
+    deleted, inserted = changed
+    _compact(_Side(a, deleted), _Side(b, inserted))
+    _compact(_Side(b, inserted), _Side(a, deleted))
+    return _opcodes(deleted, inserted)
+
+
+def _hunks(codes: list[Opcode], context: int) -> Iterator[list[Opcode]]:
+    """The script cut into hunks with `context` equal lines around each change (as
+    difflib.SequenceMatcher.get_grouped_opcodes cuts it)."""
+    codes = list(codes)
+    if codes[0][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[0]
+        codes[0] = (tag, max(i1, i2 - context), i2, max(j1, j2 - context), j2)
+    if codes[-1][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = (tag, i1, min(i2, i1 + context), j1, min(j2, j1 + context))
+    group: list[Opcode] = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > 2 * context:
+            group.append((tag, i1, min(i2, i1 + context), j1, min(j2, j1 + context)))
+            yield group
+            group = []
+            i1, j1 = max(i1, i2 - context), max(j1, j2 - context)
+        group.append((tag, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        yield group
 
 
 def _myers(a: Sequence[str], b: Sequence[str], limit: int) -> tuple[list[bool], list[bool]] | None:
@@ -280,9 +303,9 @@ def _best_shift(lines: Sequence[str], end: int, size: int, earliest_end: int) ->
     return best_end
 
 
-def _opcodes(deleted: list[bool], inserted: list[bool]) -> list[tuple[str, int, int, int, int]]:
+def _opcodes(deleted: list[bool], inserted: list[bool]) -> list[Opcode]:
     """difflib-style opcodes from the changed-line marks of both sides."""
-    codes: list[tuple[str, int, int, int, int]] = []
+    codes: list[Opcode] = []
     i = j = 0
     n, m = len(deleted), len(inserted)
     while i < n or j < m:
@@ -302,7 +325,7 @@ def _opcodes(deleted: list[bool], inserted: list[bool]) -> list[tuple[str, int, 
     return codes
 
 
-def _hunk_header(group: Sequence[tuple[str, int, int, int, int]], a: list[str]) -> str:
+def _hunk_header(group: Sequence[Opcode], a: list[str]) -> str:
     first, last = group[0], group[-1]
     old_range = _range(first[1], last[2])
     new_range = _range(first[3], last[4])
@@ -328,9 +351,7 @@ def _function_line(a: list[str], hunk_start: int) -> str:
     return ""
 
 
-def _hunk_lines(
-    group: Sequence[tuple[str, int, int, int, int]], a: list[str], b: list[str]
-) -> Iterator[str]:
+def _hunk_lines(group: Sequence[Opcode], a: list[str], b: list[str]) -> Iterator[str]:
     for tag, i1, i2, j1, j2 in group:
         if tag == "equal":
             yield from (" " + line for line in a[i1:i2])

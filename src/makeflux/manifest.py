@@ -72,7 +72,9 @@ def scratch_manifest_path(output: Path) -> Path | None:
     except OSError:
         return None
     key = hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:24]
-    return directory / f"{key}.json"
+    path = directory / f"{key}.json"
+    cache.mark_used(path)  # read on every -o DIR run: pruning keeps it while DIR is in use
+    return path
 
 
 def output_label(manifest_file: Path, output: Path) -> str:

@@ -3,6 +3,7 @@ it takes part in, and which templates use it. `explain` and `docs` print this.""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -361,7 +362,7 @@ def template_usage(
     settings: Settings, env: jinja2.Environment | None = None
 ) -> dict[str, list[str]]:
     """Top-level variable name → the templates (paths relative to the project) that read it."""
-    from jinja2 import TemplateSyntaxError, meta
+    from jinja2 import TemplateSyntaxError
 
     from makeflux import cache
     from makeflux.render import discover_sources
@@ -379,7 +380,7 @@ def template_usage(
                 "explain-template-variables-1",
                 source.name,
                 text,
-                lambda text=text: sorted(meta.find_undeclared_variables(env.parse(text))),
+                functools.partial(_undeclared_names, env, text),
             )
         except (OSError, UnicodeDecodeError, TemplateSyntaxError):
             continue  # render reports these with file and line; explain only lists usage
@@ -407,3 +408,9 @@ def _relative(path: Path, base: Path) -> str:
         return path.relative_to(base).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def _undeclared_names(env: jinja2.Environment, text: str) -> list[str]:
+    from jinja2 import meta
+
+    return sorted(meta.find_undeclared_variables(env.parse(text)))
