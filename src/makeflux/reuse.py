@@ -20,8 +20,10 @@ import datetime
 import hashlib
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import jinja2
@@ -230,7 +232,7 @@ class Reuse:
     def __init__(self, env: jinja2.Environment, settings: Settings, store: str) -> None:
         self.env = env
         self.store_path = store
-        base = hashlib.sha256(FORMAT)
+        base = hashlib.sha256(FORMAT + b"\0" + _code_version())
         for part in (cache.environment_key(env), repr(settings), repr(env.undefined)):
             base.update(part.encode("utf-8", "surrogatepass") + b"\0")
         self.base = base
@@ -449,6 +451,17 @@ def _path_digest(value: Any, keys: tuple[str | int, ...]) -> bytes:
         value = value[key]
         depth += 1
     return depth.to_bytes(2, "big") + _plain_digest(value)
+
+
+def _code_version() -> bytes:
+    """The source of the modules that turn a template into its kept output (rendering, this
+    analysis, the environment): a makeflux that renders differently never takes old outputs."""
+    from makeflux import environment, render
+
+    digest = hashlib.sha256()
+    for module in (environment, render, sys.modules[__name__]):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.digest()
 
 
 def _plain_digest(value: Any) -> bytes:
