@@ -492,9 +492,12 @@ _PLAIN_TYPES = frozenset(_PLAIN_SCALARS) | {datetime.datetime}
 
 
 def for_run(env: jinja2.Environment, settings: Settings, scope: str) -> Reuse | None:
-    """The Reuse of this run, or None (no cache, async rendering, a foreign extension)."""
+    """The Reuse of this run, or None (no cache, async rendering, a foreign extension, a Jinja
+    whose internals differ from those the hooks were written for)."""
+    from makeflux.environment import REUSE_HOOKS_FIT
+
     root = cache.cache_root() if cache.is_enabled() else None
-    if root is None or env.is_async:
+    if root is None or env.is_async or not REUSE_HOOKS_FIT:
         return None
     if any(not type(ext).__module__.startswith("jinja2.") for ext in env.extensions.values()):
         return None  # an extension may do anything at render time
