@@ -250,3 +250,17 @@ def test_random_value_changes_on_a_home_ops_shaped_tree_match_a_render_from_scra
         scratch = run_cli(["--no-cache", "render", "-o", str(fresh)], project)
         assert scratch.exit_code == 0, scratch.output
         assert _tree(project / "kubernetes") == _tree(fresh)
+
+
+def test_a_jinja_whose_internals_differ_renders_everything(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from makeflux import environment
+
+    assert environment.REUSE_HOOKS_FIT  # the pinned Jinja: the hooks fit
+    monkeypatch.setattr(environment, "REUSE_HOOKS_FIT", False)
+    _render(project)
+    result = run_cli(["-v", "render", "--no-lint"], project)
+    assert result.exit_code == 0
+    assert "template(s) rendered" not in result.stderr  # no reuse at all
+    assert _tree(project / "out") == _from_scratch(project, tmp_path)

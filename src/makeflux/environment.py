@@ -111,10 +111,31 @@ class _ResolveRecorder(CodeGenerator):
         super().enter_frame(frame)
         sink = getattr(self.environment, "resolved_names", None)
         if sink is not None:
-            sink.update(p for action, p in frame.symbols.loads.values() if action == "resolve")
+            resolve = jinja2.compiler.VAR_LOAD_RESOLVE
+            sink.update(p for action, p in frame.symbols.loads.values() if action == resolve)
 
 
-MakefluxEnvironment.code_generator_class = _ResolveRecorder
+def _hooks_fit() -> bool:
+    """True when the Jinja internals output reuse hooks into (Environment.compile and _parse,
+    BaseLoader.load, CodeGenerator.enter_frame and a frame's symbol loads) look as in Jinja
+    3.1. Otherwise Jinja is left alone and every template renders on every run."""
+    try:
+        compile_parameters = list(signature(jinja2.Environment.compile).parameters)
+        load_parameters = list(signature(jinja2.BaseLoader.load).parameters)
+    except (TypeError, ValueError):
+        return False
+    return (
+        compile_parameters == ["self", "source", "name", "filename", "raw", "defer_init"]
+        and load_parameters == ["self", "environment", "name", "globals"]
+        and callable(getattr(jinja2.Environment, "_parse", None))
+        and callable(getattr(CodeGenerator, "enter_frame", None))
+        and hasattr(jinja2.compiler, "VAR_LOAD_RESOLVE")
+    )
+
+
+REUSE_HOOKS_FIT = _hooks_fit()
+if REUSE_HOOKS_FIT:
+    MakefluxEnvironment.code_generator_class = _ResolveRecorder
 
 
 def context_names(env: MakefluxEnvironment, ast: nodes.Template) -> set[str]:

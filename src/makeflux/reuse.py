@@ -20,9 +20,11 @@ import datetime
 import hashlib
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from pathlib import Path
+from typing import Any
 
 import jinja2
 from jinja2 import nodes
@@ -86,39 +88,65 @@ def analyse(env: jinja2.Environment, name: str, source: str) -> Analysis | None:
         return None
 
 
+_ANALYSED = (
+    nodes.Filter,
+    nodes.Test,
+    nodes.Include,
+    nodes.Import,
+    nodes.FromImport,
+    nodes.Extends,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Name,
+    nodes.Call,
+)
+
+
 def analysis_of(ast: nodes.Template, free: Iterable[str]) -> Analysis:
-    """What a parsed template depends on, given the names its code resolves from the context."""
-    filters = {node.name for node in ast.find_all(nodes.Filter)}
-    tests = {node.name for node in ast.find_all(nodes.Test)}
+    """What a parsed template depends on, given the names its code resolves from the context.
+
+    One walk over the tree (this runs for every template a cold render compiles)."""
+    filters: set[str] = set()
+    tests: set[str] = set()
     refs: set[str] | None = set()
-    for node in ast.find_all(nodes.Filter):
-        if node.name in _BY_NAME:
-            named = _constant_names(node)
-            if named is None:
-                refs = None  # a filter or test named at render time: no key can cover it
-                break
-            filters |= named
-            tests |= named
-    if any(test.name in _BY_NAME for test in ast.find_all(nodes.Test)):
-        refs = None
-    if refs is not None:
-        for ref in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-            target = getattr(ref, "template", None)
+    chains: list[nodes.Getattr | nodes.Getitem] = []
+    names: list[nodes.Name] = []
+    calls: list[nodes.Call] = []
+    imported: set[str] = set()
+    for node in ast.find_all(_ANALYSED):
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            chains.append(node)
+        elif isinstance(node, nodes.Name):
+            names.append(node)
+        elif isinstance(node, nodes.Filter | nodes.Test):
+            (filters if isinstance(node, nodes.Filter) else tests).add(node.name)
+            if node.name in _BY_NAME:
+                named = _constant_names(node) if isinstance(node, nodes.Filter) else None
+                if named is None:
+                    refs = None  # a filter or test named at render time: no key covers it
+                else:
+                    filters |= named
+                    tests |= named
+        elif isinstance(node, nodes.Call):
+            calls.append(node)
+        else:  # include, import, from-import, extends
+            if isinstance(node, nodes.Import):
+                imported.add(node.target)
+            target = getattr(node, "template", None)
             targets = target.items if isinstance(target, nodes.List | nodes.Tuple) else [target]
             if not all(isinstance(t, nodes.Const) and isinstance(t.value, str) for t in targets):
                 refs = None
-                break
-            refs.update(t.value for t in targets if isinstance(t, nodes.Const))
+            elif refs is not None:
+                refs.update(t.value for t in targets if isinstance(t, nodes.Const))
     # `m.name(...)` on a template imported `as m` calls its macro, not a method of data.
-    imported = {node.target for node in ast.find_all(nodes.Import)}
     mutates = any(
         isinstance(call.node, nodes.Getattr)
         and call.node.attr not in _READ_ONLY_METHODS
         and not (isinstance(call.node.node, nodes.Name) and call.node.node.name in imported)
-        for call in ast.find_all(nodes.Call)
+        for call in calls
     )
     return Analysis(
-        reads=_reads(ast, set(free)),
+        reads=_reads(chains, names, set(free)),
         filters=tuple(sorted(filters)),
         tests=tuple(sorted(tests)),
         refs=None if refs is None else tuple(sorted(refs)),
@@ -130,11 +158,11 @@ def analysis_of(ast: nodes.Template, free: Iterable[str]) -> Analysis:
 _VALUE_ATTRIBUTES = frozenset(dir(dict)) | frozenset(dir(list)) | frozenset(dir(str))
 
 
-def _reads(ast: nodes.Template, free: set[str]) -> tuple[tuple[str | int, ...], ...]:
+def _reads(
+    chains: list[nodes.Getattr | nodes.Getitem], names: list[nodes.Name], free: set[str]
+) -> tuple[tuple[str | int, ...], ...]:
     """Each free name with the constant key paths it is read through; the bare name when it
     is used any other way (iterated, passed to a filter, indexed by a variable ...)."""
-    found = ast.find_all((nodes.Getattr, nodes.Getitem))
-    chains = cast(list[nodes.Getattr | nodes.Getitem], list(found))
     inner = {id(c.node) for c in chains if isinstance(c.node, nodes.Getattr | nodes.Getitem)}
     covered: set[int] = set()
     reads: set[tuple[str | int, ...]] = set()
@@ -160,7 +188,7 @@ def _reads(ast: nodes.Template, free: set[str]) -> tuple[tuple[str | int, ...], 
             path.append(key)
         covered.add(id(node))
         reads.add(tuple(path))
-    for name in ast.find_all(nodes.Name):
+    for name in names:
         if name.ctx == "load" and name.name in free and id(name) not in covered:
             reads.add((name.name,))
     reads.update((name,) for name in free if not any(r[0] == name for r in reads))
@@ -230,7 +258,7 @@ class Reuse:
     def __init__(self, env: jinja2.Environment, settings: Settings, store: str) -> None:
         self.env = env
         self.store_path = store
-        base = hashlib.sha256(FORMAT)
+        base = hashlib.sha256(FORMAT + b"\0" + _code_version())
         for part in (cache.environment_key(env), repr(settings), repr(env.undefined)):
             base.update(part.encode("utf-8", "surrogatepass") + b"\0")
         self.base = base
@@ -451,6 +479,17 @@ def _path_digest(value: Any, keys: tuple[str | int, ...]) -> bytes:
     return depth.to_bytes(2, "big") + _plain_digest(value)
 
 
+def _code_version() -> bytes:
+    """The source of the modules that turn a template into its kept output (rendering, this
+    analysis, the environment): a makeflux that renders differently never takes old outputs."""
+    from makeflux import environment, render
+
+    digest = hashlib.sha256()
+    for module in (environment, render, sys.modules[__name__]):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.digest()
+
+
 def _plain_digest(value: Any) -> bytes:
     """A digest of plain data (what YAML, JSON and TOML give); anything else is not reusable."""
     _require_plain(value, depth=0)
@@ -479,9 +518,12 @@ _PLAIN_TYPES = frozenset(_PLAIN_SCALARS) | {datetime.datetime}
 
 
 def for_run(env: jinja2.Environment, settings: Settings, scope: str) -> Reuse | None:
-    """The Reuse of this run, or None (no cache, async rendering, a foreign extension)."""
+    """The Reuse of this run, or None (no cache, async rendering, a foreign extension, a Jinja
+    whose internals differ from those the hooks were written for)."""
+    from makeflux.environment import REUSE_HOOKS_FIT
+
     root = cache.cache_root() if cache.is_enabled() else None
-    if root is None or env.is_async:
+    if root is None or env.is_async or not REUSE_HOOKS_FIT:
         return None
     if any(not type(ext).__module__.startswith("jinja2.") for ext in env.extensions.values()):
         return None  # an extension may do anything at render time
