@@ -53,9 +53,20 @@ def load_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
+# The values the schema requires with no default (the user's own network): the test cluster's.
+TEST_NETWORK: dict[str, Any] = {
+    "cluster_gateway_addr": "192.168.1.72",
+    "cluster_pod_cidr": "10.42.0.0/16",
+    "control_plane_addrs": [],
+}
+
+
 def schema_defaults() -> dict[str, Any]:
-    """Every top-level variable at its schema default (what validation fills in)."""
-    return {name: spec["default"] for name, spec in load_schema()["properties"].items()}
+    """Every top-level variable at its schema default (what validation fills in), and the
+    required network values at TEST_NETWORK's."""
+    properties = load_schema()["properties"]
+    defaults = {name: spec["default"] for name, spec in properties.items() if "default" in spec}
+    return {**defaults, **TEST_NETWORK}
 
 
 def schema_errors(values: Mapping[str, Any]) -> list[str]:

@@ -174,7 +174,8 @@ def _valid_digest(digest: str) -> bool:
 def _corrupt(path: Path, reason: str, line: int | None) -> ManifestError:
     return ManifestError(
         Problem(
-            f"{reason}; nothing was changed. Restore it from git (git checkout -- {path.name}), "
+            f"{reason}; nothing was changed. Restore it from git "
+            f"(git checkout -- {_display(path)}), "
             "or run 'makeflux render --force' to rebuild it (that run prunes nothing and "
             "overwrites files that differ)",
             _display(path),

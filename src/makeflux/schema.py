@@ -526,9 +526,16 @@ def _type_message(value: Any, expected: Any, root: Mapping[str, Any], error: Any
         return text
     if isinstance(value, dict | list):
         return f"is {_article(_kind(value))}; expected {wanted}"
+    if isinstance(value, bytes):
+        text = f"is binary data (a !!binary value); expected {wanted}"
+        try:
+            decoded = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return text + "; write the value itself instead"
+        return text + f"; write the text itself instead: {_show(decoded)}"
     text = f"{_show(value)} is {_article(_kind(value))}; expected {wanted}"
     if "string" in types and not isinstance(value, dict | list):
-        text += f"; quote it to make it a string: '{_show(value)}'"
+        text += f"; quote it to make it a string: {_show(str(_show(value)))}"
     elif isinstance(value, str) and types == ["boolean"]:
         text += "; write true or false without quotes"
     elif (
@@ -984,7 +991,9 @@ def _closest(word: str, choices: list[str]) -> str | None:
 
 def _described(schema: Any) -> str:
     if isinstance(schema, Mapping) and isinstance(schema.get("description"), str):
-        return f" ({schema['description'].rstrip('.')})"
+        from makeflux.variables import first_sentence
+
+        return f" ({first_sentence(schema['description'].strip()).rstrip('.')})"
     return ""
 
 
