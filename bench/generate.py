@@ -4,6 +4,11 @@ At scale 1 the tree has about 340 templates (1.1 MB), a cluster.yaml with about 
 files wrapped in feature conditions, cluster-template delimiters, loops, filters, macros,
 includes of partials (excluded from the output via exclude_patterns) and a loader plugin,
 plus a makejinja.toml that makejinja and makeflux both read the same way.
+
+Two shapes: "bench" (the default; heavy charts, plugin filters in about 40% of the templates)
+and "home-ops", shaped like a real home-ops repository: data split over cluster.yaml and a
+nodes.yaml of several nodes with dozens of keys each, smaller charts, and plugin filters called
+by a handful of templates only.
 """
 
 from __future__ import annotations
@@ -133,16 +138,34 @@ class Plugin(makejinja.plugin.Plugin):
 
 
 @dataclass(frozen=True)
+class Shape:
+    name: str
+    chart_lines: tuple[int, int]  # config lines in a HelmRelease
+    configmap_lines: tuple[int, int]
+    plugin_everywhere: bool  # plugin filters in common expressions (else in a few templates)
+    split_data: bool  # nodes in nodes.yaml, beside cluster.yaml
+
+
+SHAPES = {
+    "bench": Shape("bench", (120, 250), (80, 200), plugin_everywhere=True, split_data=False),
+    "home-ops": Shape("home-ops", (15, 45), (10, 40), plugin_everywhere=False, split_data=True),
+}
+
+
+@dataclass(frozen=True)
 class TreeStats:
     templates: int  # rendered templates (.j2 files that are not partials)
     partials: int
     plain_files: int  # copied verbatim
     template_bytes: int  # all .j2 files, partials included
-    data_keys: int  # every key in cluster.yaml, nested ones included
+    data_keys: int  # every key in the data files, nested ones included
+    data_nodes: int = 0  # YAML nodes in the data files (mappings, lists and scalars)
+    data_files: int = 1
 
 
-def generate(root: Path, scale: float = 1.0, seed: int = 7) -> TreeStats:
-    """Write makejinja.toml, cluster.yaml, scripts/plugin.py and templates/ under `root`."""
+def generate(root: Path, scale: float = 1.0, seed: int = 7, shape: str = "bench") -> TreeStats:
+    """Write makejinja.toml, the data, scripts/plugin.py and templates/ under `root`."""
+    form = SHAPES[shape]
     rng = random.Random(seed)
     n_namespaces = max(1, round(NAMESPACES_PER_SCALE * scale))
     n_apps = max(2, round(APPS_PER_SCALE * scale))
@@ -153,22 +176,34 @@ def generate(root: Path, scale: float = 1.0, seed: int = 7) -> TreeStats:
     ]
     data = _cluster_data(rng, apps)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "makejinja.toml").write_text(MAKEJINJA_TOML)
     (root / "scripts").mkdir(exist_ok=True)
     (root / "scripts" / "plugin.py").write_text(PLUGIN_PY)
-    (root / "cluster.yaml").write_text(yaml.safe_dump(data, sort_keys=False, width=1000))
+    data_files = {"cluster.yaml": data}
+    if form.split_data:
+        data["nodes"] = [_rich_node(rng, i) for i in range(max(6, round(6 * scale)))]
+        data_files = {"cluster.yaml": data, "nodes.yaml": {"nodes": data.pop("nodes")}}
+        for app in data["apps"].values():
+            app.update(_app_settings(rng))
+    toml = MAKEJINJA_TOML.replace(
+        'data = ["./cluster.yaml"]', "data = [" + ", ".join(f'"./{n}"' for n in data_files) + "]"
+    )
+    (root / "makejinja.toml").write_text(toml)
+    for name, content in data_files.items():
+        (root / name).write_text(yaml.safe_dump(content, sort_keys=False, width=1000))
 
     files: dict[str, str] = {}
     files.update(_partials())
     files.update(_components())
     files.update(_flux_files())
+    if not form.plugin_everywhere:
+        files.update(_network_files())
     for namespace in namespaces:
         members = [a for a in apps if a["namespace"] == namespace]
         files.update(_namespace_files(namespace, members))
     for index, app in enumerate(apps):
         earlier = apps[:index]  # depending only on earlier apps keeps the graph acyclic
         depends = rng.sample(earlier, min(2, len(earlier)))
-        files.update(_app_files(rng, app, depends))
+        files.update(_app_files(rng, app, depends, form))
     templates_dir = root / "templates"
     for relative, text in files.items():
         target = templates_dir / relative
@@ -181,7 +216,9 @@ def generate(root: Path, scale: float = 1.0, seed: int = 7) -> TreeStats:
         partials=len(partials),
         plain_files=len(files) - len(j2),
         template_bytes=sum(len(files[name].encode()) for name in j2),
-        data_keys=_count_keys(data),
+        data_keys=sum(_count_keys(content) for content in data_files.values()),
+        data_nodes=sum(_count_nodes(content) for content in data_files.values()),
+        data_files=len(data_files),
     )
 
 
@@ -224,17 +261,7 @@ def _cluster_data(rng: random.Random, apps: list[dict[str, str]]) -> dict[str, A
         data[f"feature_{i}_enabled"] = rng.random() < 0.7
     data["tracing_enabled"] = True
     data["observability_enabled"] = True
-    data["nodes"] = [
-        {
-            "name": f"k8s-{i}",
-            "address": f"10.10.0.{10 + i}",
-            "controller": i < 3,
-            "disk": f"/dev/nvme{i % 2}n1",
-            "mac_addr": f"aa:bb:cc:dd:ee:{i:02x}",
-            "schematic_id": f"{rng.getrandbits(64):016x}",
-        }
-        for i in range(6)
-    ]
+    data["nodes"] = [_node(rng, i) for i in range(6)]
     for app in apps:
         data[f"{_ident(app['name'])}_enabled"] = rng.random() < 0.8
     data["apps"] = {
@@ -248,6 +275,70 @@ def _cluster_data(rng: random.Random, apps: list[dict[str, str]]) -> dict[str, A
         for app in apps
     }
     return data
+
+
+def _node(rng: random.Random, i: int) -> dict[str, Any]:
+    return {
+        "name": f"k8s-{i}",
+        "address": f"10.10.0.{10 + i}",
+        "controller": i < 3,
+        "disk": f"/dev/nvme{i % 2}n1",
+        "mac_addr": f"aa:bb:cc:dd:ee:{i:02x}",
+        "schematic_id": f"{rng.getrandbits(64):016x}",
+    }
+
+
+def _rich_node(rng: random.Random, i: int) -> dict[str, Any]:
+    """A node as talhelper-style repositories describe one: dozens of keys, some nested."""
+    return {
+        **_node(rng, i),
+        "mtu": 1500,
+        "vlan": 10 + i % 3,
+        "gateway": "10.10.0.1",
+        "dns": ["10.10.0.1", "1.1.1.1"],
+        "ntp": ["time.cloudflare.com"],
+        "kernel_args": ["mitigations=off", "apparmor=0", f"net.ifnames={i % 2}"],
+        "labels": {f"topology.example.com/{k}": f"{k}-{i % 3}" for k in ("zone", "rack", "row")},
+        "taints": [{"key": "dedicated", "value": "ingress", "effect": "NoSchedule"}]
+        if i % 4 == 0
+        else [],
+        "disks": [
+            {"device": f"/dev/sd{chr(97 + d)}", "size": f"{rng.choice([256, 512, 1024])}G"}
+            for d in range(rng.randint(1, 3))
+        ],
+        "interfaces": [
+            {
+                "name": f"enp{n}s0",
+                "dhcp": n > 0,
+                "addresses": [f"10.1{n}.0.{10 + i}/24"],
+                "routes": [{"network": "0.0.0.0/0", "gateway": f"10.1{n}.0.1"}],
+            }
+            for n in range(2)
+        ],
+        "secureboot": i % 2 == 0,
+        "encrypt_disk": i % 3 == 0,
+        "gpu": i == 5,
+        "cpu_cores": rng.choice([4, 8, 16]),
+        "memory_gb": rng.choice([16, 32, 64]),
+        "patches": [f"patches/node-{i}/{name}.yaml" for name in ("kubelet", "network")],
+    }
+
+
+def _app_settings(rng: random.Random) -> dict[str, Any]:
+    return {
+        "cpu": f"{rng.choice([10, 50, 100, 500])}m",
+        "gateway": rng.choice(["internal", "external"]),
+        "backup": rng.random() < 0.3,
+        "uid": 1000 + rng.randrange(100),
+    }
+
+
+def _count_nodes(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(1 + _count_nodes(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_count_nodes(v) for v in value)
+    return 1
 
 
 def _count_keys(value: Any) -> int:
@@ -381,7 +472,7 @@ def _namespace_files(namespace: str, members: list[dict[str, str]]) -> dict[str,
 
 
 def _app_files(
-    rng: random.Random, app: dict[str, str], depends: list[dict[str, str]]
+    rng: random.Random, app: dict[str, str], depends: list[dict[str, str]], form: Shape
 ) -> dict[str, str]:
     name, namespace = app["name"], app["namespace"]
     ident = _ident(name)
@@ -394,13 +485,13 @@ def _app_files(
     files = {
         f"{base}/ks.yaml.j2": _wrap(flag, _ks(name, namespace, depends)),
         f"{base}/app/kustomization.yaml.j2": _wrap(flag, _kustomization(resources)),
-        f"{base}/app/ocirepository.yaml.j2": _wrap(flag, _ocirepository(name, ident)),
-        f"{base}/app/helmrelease.yaml.j2": _wrap(flag, _helmrelease(rng, name, ident)),
+        f"{base}/app/ocirepository.yaml.j2": _wrap(flag, _ocirepository(name, ident, form)),
+        f"{base}/app/helmrelease.yaml.j2": _wrap(flag, _helmrelease(rng, name, ident, form)),
     }
     if "secret" in extras:
         files[f"{base}/app/secret.sops.yaml.j2"] = _wrap(flag, _secret(rng, name))
     if "configmap" in extras:
-        files[f"{base}/app/configmap.yaml.j2"] = _wrap(flag, _configmap(rng, name, ident))
+        files[f"{base}/app/configmap.yaml.j2"] = _wrap(flag, _configmap(rng, name, ident, form))
     if "httproute" in extras:
         files[f"{base}/app/httproute.yaml.j2"] = _httproute(name, ident)  # unconditional
     if rng.random() < 0.1:
@@ -469,7 +560,8 @@ def _kustomization(resources: list[str]) -> str:
     )
 
 
-def _ocirepository(name: str, ident: str) -> str:
+def _ocirepository(name: str, ident: str, form: Shape) -> str:
+    chart = f'#{{ "{name}" | basename }}#' if form.plugin_everywhere else name
     return textwrap.dedent(f"""\
         ---
         apiVersion: source.toolkit.fluxcd.io/v1
@@ -483,15 +575,17 @@ def _ocirepository(name: str, ident: str) -> str:
             operation: copy
           ref:
             tag: #{{ apps.{ident}.version }}#
-          url: oci://#{{ registry_mirror }}#/bench-charts/#{{ "{name}" | basename }}#
+          url: oci://#{{ registry_mirror }}#/bench-charts/{chart}
         """)
 
 
-def _helmrelease(rng: random.Random, name: str, ident: str) -> str:
-    settings = "\n".join(_config_line(rng, i, ident) for i in range(rng.randint(120, 250)))
+def _helmrelease(rng: random.Random, name: str, ident: str, form: Shape) -> str:
+    settings = "\n".join(
+        _config_line(rng, i, ident, form) for i in range(rng.randint(*form.chart_lines))
+    )
+    expressions = _ENV_EXPRESSIONS if form.plugin_everywhere else _PLAIN_ENV_EXPRESSIONS
     env_lines = "\n".join(
-        f"                      {key}: #{{ {expr} }}#"
-        for key, expr in rng.sample(_ENV_EXPRESSIONS, k=6)
+        f"                      {key}: #{{ {expr} }}#" for key, expr in rng.sample(expressions, k=6)
     )
     return (
         textwrap.dedent(f"""\
@@ -598,7 +692,10 @@ _ENV_EXPRESSIONS = [
 ]
 
 
-def _config_line(rng: random.Random, index: int, ident: str) -> str:
+_PLAIN_ENV_EXPRESSIONS = [e for e in _ENV_EXPRESSIONS if "nthhost" not in e[1]]
+
+
+def _config_line(rng: random.Random, index: int, ident: str, form: Shape) -> str:
     """One line of a chart's values: mostly literal, some interpolated, some conditional."""
     indent = " " * 6
     choice = rng.random()
@@ -615,7 +712,7 @@ def _config_line(rng: random.Random, index: int, ident: str) -> str:
                 f"apps.{ident}.memory | default(default_memory)",
                 '"%s-%03d" | format(cluster_name, ' + str(index) + ")",
                 "retention_days + " + str(index),
-                "service_cidr | nthhost(10)",
+                "service_cidr | nthhost(10)" if form.plugin_everywhere else "service_cidr",
             ]
         )
         return f"{indent}{key}: #{{ {expr} }}#"
@@ -653,8 +750,10 @@ def _secret(rng: random.Random, name: str) -> str:
     )
 
 
-def _configmap(rng: random.Random, name: str, ident: str) -> str:
-    body = "\n".join(_config_line(rng, i, ident) for i in range(rng.randint(80, 200)))
+def _configmap(rng: random.Random, name: str, ident: str, form: Shape) -> str:
+    body = "\n".join(
+        _config_line(rng, i, ident, form) for i in range(rng.randint(*form.configmap_lines))
+    )
     return (
         "---\n"
         "apiVersion: v1\n"
@@ -685,3 +784,41 @@ def _httproute(name: str, ident: str) -> str:
                 - name: {name}
                   port: 8080
         """)
+
+
+def _network_files() -> dict[str, str]:
+    """The handful of templates that call the plugin's filters (home-ops shape)."""
+    files = {}
+    for index, (kind, network) in enumerate(
+        [("node", "node_cidr"), ("pod", "pod_cidr"), ("service", "service_cidr")]
+    ):
+        key = '#{ node.name | upper | replace("-", "_") }#'
+        address = f"#{{ {network} | nthhost({index + 10} + loop.index) }}#"
+        files[f"kubernetes/flux/network/{kind}-addresses.yaml.j2"] = textwrap.dedent(f"""\
+            ---
+            apiVersion: v1
+            kind: ConfigMap
+            metadata:
+              name: {kind}-addresses
+              namespace: flux-system
+            data:
+              GATEWAY: "#{{ {network} | nthhost(1) }}#"
+              #% for node in nodes %#
+              {key}: "{address}"
+              #% endfor %#
+            """)
+    files["kubernetes/flux/network/patches.yaml.j2"] = textwrap.dedent("""\
+        ---
+        apiVersion: v1
+        kind: ConfigMap
+        metadata:
+          name: node-patches
+          namespace: flux-system
+        data:
+          #% for node in nodes %#
+          #% for patch in node.patches %#
+          #{ node.name }#-#{ patch | basename }#: "#{ patch }#"
+          #% endfor %#
+          #% endfor %#
+        """)
+    return files

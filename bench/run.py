@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import TreeStats, generate
+from generate import SHAPES, TreeStats, generate
 
 MANIFEST_FILE = ".makeflux-manifest.json"
 
@@ -221,15 +221,17 @@ def available_commands(tools: Tools) -> set[str]:
 
 def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
     workdir: Path = args.workdir
-    project = workdir / f"tree-x{scale:g}"
+    project = workdir / tree_name(args.shape, scale)
     shutil.rmtree(project, ignore_errors=True)
-    stats = generate(project, scale, args.seed)
-    cache = workdir / f"cache-x{scale:g}"
+    stats = generate(project, scale, args.seed, args.shape)
+    cache = workdir / f"cache-{args.shape}-x{scale:g}"
     env = dict(os.environ, MAKEFLUX_CACHE_DIR=str(cache))
     files = verify_identical(project, tools, env, cache)
     print(
-        f"\n== {scale:g}x: {stats.templates} templates ({stats.template_bytes / 1e6:.2f} MB), "
-        f"{stats.data_keys} data keys, {files} output files: identical trees ==",
+        f"\n== {args.shape} {scale:g}x: {stats.templates} templates "
+        f"({stats.template_bytes / 1e6:.2f} MB), {stats.data_keys} data keys "
+        f"({stats.data_nodes} YAML nodes in {stats.data_files} file(s)), {files} output files: "
+        "identical trees ==",
         flush=True,
     )
     commands = available_commands(tools)
@@ -240,6 +242,7 @@ def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
             ("makejinja", "makejinja render"),
             ("cold", "makeflux render (cold)"),
             ("warm", "makeflux render (warm)"),
+            ("one", "makeflux render (1 value)"),
             ("check", "makeflux check"),
             ("plan", "makeflux plan"),
         ]
@@ -258,6 +261,11 @@ def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
         shutil.rmtree(cache, ignore_errors=True)
         run("cold", tools.makeflux("render", out_mf))
         run("warm", tools.makeflux("render", out_mf))
+        # One value that one template reads, changed and changed back: two samples a round,
+        # and the data is as makejinja rendered it again.
+        for _ in range(2):
+            flip_one_value(project)
+            run("one", tools.makeflux("render", out_mf))
         for command in ("check", "plan"):
             if command in commands:
                 run(command, tools.makeflux(command, out_mf))
@@ -276,6 +284,21 @@ def bench_scale(scale: float, args: argparse.Namespace, tools: Tools) -> dict:
         "rows": {k: [asdict(s) for s in r.samples] for k, r in rows.items()},
         "memory_rows": {k: [asdict(s) for s in r.memory] for k, r in rows.items()},
     }
+
+
+def tree_name(shape: str, scale: float) -> str:
+    return f"tree-x{scale:g}" if shape == "bench" else f"tree-{shape}-x{scale:g}"
+
+
+def flip_one_value(project: Path) -> None:
+    """Change the first app's replicas in cluster.yaml (1 <-> 2 ...): one HelmRelease reads it."""
+    cluster = project / "cluster.yaml"
+    text = cluster.read_text()
+    start = text.index("\napps:\n")
+    at = text.index("    replicas: ", start) + len("    replicas: ")
+    end = text.index("\n", at)
+    value = int(text[at:end])
+    cluster.write_text(text[:at] + str(value + 1 if value % 2 else value - 1) + text[end:])
 
 
 def print_table(rows: dict[str, Row]) -> None:
@@ -338,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, nargs="+", default=[1, 10, 30])
     parser.add_argument("--repeat", type=int, default=0, help="rounds per scale (default: by size)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="bench",
+        help="bench: heavy charts, plugin filters in ~40%% of templates; home-ops: data in two "
+        "files, lighter charts, plugin filters in a handful of templates",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary directory")
     parser.add_argument("--keep", action="store_true", help="keep the generated trees")
     parser.add_argument("--no-lint", action="store_true", help="pass --no-lint to makeflux")
@@ -357,9 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.verify_only:
             for scale in args.scale:
-                project = args.workdir / f"tree-x{scale:g}"
+                project = args.workdir / tree_name(args.shape, scale)
                 shutil.rmtree(project, ignore_errors=True)
-                stats: TreeStats = generate(project, scale, args.seed)
+                stats: TreeStats = generate(project, scale, args.seed, args.shape)
                 env = dict(os.environ, MAKEFLUX_CACHE_DIR=str(args.workdir / "cache"))
                 files = verify_identical(project, tools, env, args.workdir / "cache")
                 print(f"{scale:g}x: {stats.templates} templates, {files} files: identical trees")

@@ -72,3 +72,12 @@ def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def cli_runner():
     return run_cli
+
+
+# `makeflux set` arguments for the values the schema requires with no default (the user's own
+# network), which `makeflux init` leaves for the user to fill in.
+NETWORK_ASSIGNMENTS = (
+    "cluster_gateway_addr=192.168.1.72",
+    "cluster_pod_cidr=10.42.0.0/16",
+    "control_plane_addrs=[]",
+)

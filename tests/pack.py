@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 import pytest
@@ -53,9 +53,20 @@ def load_schema() -> dict[str, Any]:
     return json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
+# The values the schema requires with no default (the user's own network): the test cluster's.
+TEST_NETWORK: dict[str, Any] = {
+    "cluster_gateway_addr": "192.168.1.72",
+    "cluster_pod_cidr": "10.42.0.0/16",
+    "control_plane_addrs": [],
+}
+
+
 def schema_defaults() -> dict[str, Any]:
-    """Every top-level variable at its schema default (what validation fills in)."""
-    return {name: spec["default"] for name, spec in load_schema()["properties"].items()}
+    """Every top-level variable at its schema default (what validation fills in), and the
+    required network values at TEST_NETWORK's."""
+    properties = load_schema()["properties"]
+    defaults = {name: spec["default"] for name, spec in properties.items() if "default" in spec}
+    return {**defaults, **TEST_NETWORK}
 
 
 def schema_errors(values: Mapping[str, Any]) -> list[str]:
@@ -187,3 +198,141 @@ def kubernetes_documents(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
         if path.suffix in (".yaml", ".yml"):
             for doc in load_documents(path):
                 yield path, doc
+
+
+# --- The chart releases the pack pins (tests/data/chart-values/ holds their values keys) ---------
+
+# The releases the wiring contract and the values key lists were read from.
+PINNED_RELEASES = {
+    "victoria-metrics-k8s-stack": "0.91.2",
+    "kube-prometheus-stack": "88.5.3",
+    "loki": "18.11.0",
+    "tempo": "2.2.4",
+    "alloy": "1.11.1",
+}
+
+# parent chart release → its subcharts' versions (victoria-metrics-k8s-stack 0.91.2 Chart.lock;
+# kube-prometheus-stack 88.5.3 Chart.yaml, which pins exact versions).
+SUBCHARTS: dict[tuple[str, str], dict[str, str]] = {
+    ("victoria-metrics-k8s-stack", "0.91.2"): {
+        "grafana": "12.7.3",
+        "kube-state-metrics": "7.5.3",
+        "prometheus-node-exporter": "4.55.1",
+    },
+    ("kube-prometheus-stack", "88.5.3"): {
+        "grafana": "12.11.1",
+        "kube-state-metrics": "8.4.0",
+        "prometheus-node-exporter": "4.56.1",
+    },
+}
+
+
+# --- HelmReleases of a rendered tree: which chart at which release, with which values ---------
+
+_FastLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: much faster
+
+
+def documents(tree: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path relative to `tree`, document) for every mapping document of every YAML file."""
+    for path in sorted(tree.rglob("*.yaml")):
+        for doc in yaml.load_all(path.read_text(), Loader=_FastLoader):
+            if isinstance(doc, dict):
+                yield path.relative_to(tree).as_posix(), doc
+
+
+def lookup(values: Any, path: tuple[str, ...], default: Any) -> Any:
+    """The value at `path` in nested mappings, or `default` when any key is missing."""
+    for key in path:
+        if not isinstance(values, dict) or key not in values:
+            return default
+        values = values[key]
+    return values
+
+
+class Release(NamedTuple):
+    """One rendered HelmRelease: the chart and release it installs and the values it passes."""
+
+    file: str
+    chart: str
+    values: dict[str, Any]
+    version: str
+    name: str
+    namespace: str
+    document: dict[str, Any]
+
+
+def _chart_and_version(
+    release: dict[str, Any], sources: dict[tuple[str, str], dict[str, Any]]
+) -> tuple[str, str]:
+    """chart.spec's chart and version, or the chart and tag of the OCIRepository chartRef names."""
+    spec = release.get("spec") or {}
+    if (spec.get("chart") or {}).get("spec"):
+        chart_spec = spec["chart"]["spec"]
+        return str(chart_spec["chart"]).rsplit("/", 1)[-1], str(chart_spec.get("version", ""))
+    ref = spec.get("chartRef") or {}
+    source = (sources.get((str(ref.get("kind")), str(ref.get("name"))), {})).get("spec") or {}
+    if ref.get("kind") == "OCIRepository":
+        chart = str(source.get("url", "")).rstrip("/").rsplit("/", 1)[-1]
+        return chart, str((source.get("ref") or {}).get("tag", ""))
+    return str(source.get("chart", "")), str(source.get("version", ""))
+
+
+@cache
+def helm_releases(tree: Path) -> list[Release]:
+    """Every HelmRelease in the tree, with the chart and version it installs."""
+    docs = list(documents(tree))
+    sources = {
+        (str(d.get("kind")), str((d.get("metadata") or {}).get("name"))): d
+        for _, d in docs
+        if str(d.get("apiVersion", "")).startswith("source.toolkit")
+    }
+    releases = []
+    for file, doc in docs:
+        if doc.get("kind") != "HelmRelease":
+            continue
+        spec, metadata = doc.get("spec") or {}, doc.get("metadata") or {}
+        chart, version = _chart_and_version(doc, sources)
+        releases.append(
+            Release(
+                file=file,
+                chart=chart,
+                values=spec.get("values") or {},
+                version=version,
+                name=str(spec.get("releaseName") or metadata.get("name")),
+                namespace=str(spec.get("targetNamespace") or metadata.get("namespace")),
+                document=doc,
+            )
+        )
+    return releases
+
+
+def helm_fullname(release: Release, limit: int = 63) -> str:
+    """Helm's `<chart>.fullname` helper: what a chart names its objects after."""
+    override = release.values.get("fullnameOverride")
+    if override:
+        return str(override)[:limit].rstrip("-")
+    name = str(release.values.get("nameOverride") or release.chart)
+    full = release.name if name in release.name else f"{release.name}-{name}"
+    return full[:limit].rstrip("-")
+
+
+def rendered_combinations(
+    factory: pytest.TempPathFactory, combinations: list[dict[str, Any]] | None = None
+) -> list[tuple[str, dict[str, Any], Path]]:
+    """(id, values, tree) for each combination (default: every valid one), each rendered once."""
+    return [
+        (combination_id(values), values, cached_render(factory, values))
+        for values in (all_valid_combinations() if combinations is None else combinations)
+    ]
+
+
+def alert_expressions(tree: Path) -> dict[str, str]:
+    """alert name → expression of every alerting rule in the tree's PrometheusRules."""
+    return {
+        rule["alert"]: str(rule["expr"])
+        for _, doc in documents(tree)
+        if doc.get("kind") == "PrometheusRule"
+        for group in doc["spec"]["groups"]
+        for rule in group.get("rules", [])
+        if "alert" in rule
+    }

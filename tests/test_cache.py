@@ -4,12 +4,14 @@ its templates compiled again, and packs that pile up are merged."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from makeflux import cache
@@ -113,11 +115,13 @@ def read_tree(root: Path) -> dict[str, bytes]:
 def cache_files(cache_dir: Path) -> dict[str, int]:
     """Compiled-template cache file → inode (a rewrite replaces the file, so its inode changes).
 
-    The manifests of -o renders live in the cache too; they are not compiled templates."""
+    The manifests of -o renders, data files as read, kept outputs and the stamp of the daily
+    pruning live in the cache too; they are not compiled templates."""
     return {
         p.relative_to(cache_dir).as_posix(): p.stat().st_ino
         for p in cache_dir.rglob("*")
-        if p.is_file() and p.relative_to(cache_dir).parts[0] != "manifests"
+        if p.is_file()
+        and p.relative_to(cache_dir).parts[0] not in ("manifests", "data", "outputs", "last-prune")
     }
 
 
@@ -139,7 +143,7 @@ def render_counting(project: Path) -> tuple[int, int, dict[str, bytes]]:
     settings = load_settings(project)
     data = load_data(settings).values
     setup = build_environment(settings, data)
-    tree = render_tree(settings, data, setup)
+    tree = render_tree(settings, data, setup, reuse_outputs=False)  # every template loads
     code_cache = setup.env.bytecode_cache
     assert isinstance(code_cache, cache.CompiledTemplateCache)
     return code_cache.compiled, code_cache.disk_hits, tree.files
@@ -421,3 +425,15 @@ def test_memoized_template_facts_follow_the_source_and_survive_damage(project: P
         assert len(calls) == 4, "--no-cache computes afresh"
     finally:
         cache.set_enabled(True)
+
+
+def test_the_cache_keeps_jinjas_bytecode_cache_interface() -> None:
+    """CompiledTemplateCache stands in for jinja2.BytecodeCache without subclassing it: a Jinja
+    release that adds or changes a method the environment calls must fail here, not in a run."""
+    for name, method in inspect.getmembers(jinja2.BytecodeCache, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        ours = getattr(cache.CompiledTemplateCache, name, None)
+        assert ours is not None, f"CompiledTemplateCache lacks BytecodeCache.{name}"
+        theirs = list(inspect.signature(method).parameters)
+        assert list(inspect.signature(ours).parameters) == theirs, name

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from makeflux.cli import cli
+from makeflux.cluster_file import FILL_IN_NOTE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,17 +40,50 @@ def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_init_copies_the_sample_byte_for_byte(tmp_path: Path) -> None:
+def test_init_copies_the_sample_but_leaves_the_network_values_to_the_user(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     result = run(project, "init")
     assert result.returncode == 0, result.stderr
-    cluster = project / "cluster.yaml"
-    assert cluster.read_bytes() == (project / "cluster.sample.yaml").read_bytes()
     assert "created cluster.yaml from cluster.sample.yaml" in result.stdout
-    # The new file is the one render reads: it validates and renders as it stands.
+    required = ["cluster_gateway_addr", "cluster_pod_cidr", "control_plane_addrs"]
+    for name in required:
+        assert f"{name}=…" in result.stdout
+    sample = (project / "cluster.sample.yaml").read_text().splitlines()
+    cluster = (project / "cluster.yaml").read_text().splitlines()
+    # Every line of the sample is there; only the required values are commented out, each under
+    # a note saying how to fill it in.
+    changed = [line for line in cluster if line not in sample]
+    for name in required:
+        value_line = next(line for line in sample if line.startswith(f"{name}:"))
+        assert f"# {value_line}" in changed
+        assert FILL_IN_NOTE.format(name=name) in changed
+    assert len(changed) == 2 * len(required)
+    # validate names each missing value, and nothing else.
+    validated = run(project, "validate")
+    assert validated.returncode == 2
+    assert [line.split(":")[1].strip() for line in validated.stderr.splitlines()] == required
+    assert all(": missing; add it" in line for line in validated.stderr.splitlines())
+    # `set` fills them in where they were, note and all (in one go, as init's message shows:
+    # the file must validate when saved), and the file then renders.
+    filled = run(
+        project,
+        "set",
+        "cluster_gateway_addr=10.0.0.5",
+        "cluster_pod_cidr=10.244.0.0/16",
+        'control_plane_addrs=["10.0.0.11", "10.0.0.12"]',
+    )
+    assert filled.returncode == 0, filled.stderr
+    now = (project / "cluster.yaml").read_text().splitlines()
+    assert [line for line in now if line not in sample] == [
+        'cluster_gateway_addr: "10.0.0.5"',
+        'cluster_pod_cidr: "10.244.0.0/16"',
+        'control_plane_addrs: ["10.0.0.11", "10.0.0.12"]',
+    ]
+    assert len(now) == len(sample)
     rendered = run(project, "render")
     assert rendered.returncode == 0, rendered.stderr
-    assert (project / "kubernetes" / "flux" / "cluster" / "ks.yaml").is_file()
+    cilium = project / "kubernetes/apps/kube-system/cilium/app/helmrelease.yaml"
+    assert "10.244.0.0/16" in cilium.read_text()
 
 
 def test_init_refuses_to_overwrite_and_leaves_the_file_untouched(tmp_path: Path) -> None:

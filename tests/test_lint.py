@@ -343,12 +343,47 @@ def test_directory_without_settings_uses_defaults(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = run_subprocess(["lint", str(rendered)], elsewhere)
-    # no settings: the GitRepository and the cluster-secrets Secret are not declared external
+    # No settings: flux bootstrap's GitRepository flux-system/flux-system is the one object
+    # assumed to exist outside the tree; the cluster-secrets Secret is not.
     assert result.returncode == 1
     assert {line.split(": ")[2] for line in result.stdout.splitlines()} == {
         "flux-source-missing",
         "flux-substitute-undeclared",
     }
+    assert "Secret 'cluster-secrets'" in result.stdout
+    assert "GitRepository" not in result.stdout
+
+
+def test_only_flux_bootstraps_git_repository_is_external_by_default(tmp_path):
+    """A plain Flux repository, as `flux bootstrap` leaves it, with no makeflux settings."""
+    repo = tmp_path / "fleet"
+    cluster = repo / "kubernetes" / "flux"
+    (cluster / "flux-system").mkdir(parents=True)
+    (cluster / "apps.yaml").write_text(
+        "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\n"
+        "metadata:\n  name: apps\n  namespace: flux-system\n"
+        "spec:\n  interval: 10m\n  path: ./kubernetes/flux/flux-system\n  prune: true\n"
+        "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"
+    )
+    (cluster / "flux-system" / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n"
+    )
+    clean = run_subprocess(["lint", "fleet"], tmp_path)
+    assert "GitRepository" not in clean.stdout
+    assert (clean.returncode, clean.stdout) == (0, ""), clean.stdout + clean.stderr
+    # Any other source is still checked.
+    apps = cluster / "apps.yaml"
+    apps.write_text(apps.read_text().replace("name: flux-system\n", "name: home-ops\n"))
+    missing = run_subprocess(["lint", "fleet"], tmp_path)
+    assert missing.returncode == 1
+    assert "flux-source-missing: sourceRef GitRepository 'home-ops'" in missing.stdout
+    # Settings that list their externals replace the default, an empty list included.
+    apps.write_text(apps.read_text().replace("name: home-ops\n", "name: flux-system\n"))
+    (tmp_path / "makeflux.toml").write_text(
+        '[makeflux]\ninputs = ["fleet"]\noutput = "out"\n[makeflux.lint]\nexternals = []\n'
+    )
+    declared_none = run_subprocess(["lint", "fleet"], tmp_path)
+    assert "flux-source-missing: sourceRef GitRepository 'flux-system'" in declared_none.stdout
 
 
 def test_variable_used_only_in_a_defined_guard_counts_as_used(tmp_path):

@@ -1,7 +1,8 @@
 """The infrastructure alerts: present with either metrics stack and absent when switched off, all
 33 of the guide's alerts complete, `promtool check rules` clean, and `promtool test rules` unit
 tests proving each threshold alert fires just above its threshold from cluster.yaml and stays quiet
-just below it.
+just below it, and that the Flux alerts (kube-state-metrics' gotk_resource_info) and the CoreDNS
+alerts (each stack's CoreDNS job) fire when, and only when, they should.
 """
 
 from __future__ import annotations
@@ -392,6 +393,199 @@ def test_unit_tests_catch_a_hard_coded_threshold(tmp_path: Path) -> None:
     )
     result = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
     assert result.returncode != 0 and "FAILED" in result.stdout + result.stderr
+
+
+# --- Flux and CoreDNS unit tests ----------------------------------------------------------------
+
+
+def firing_with(alert: str, labels: Mapping[str, str]) -> str:
+    """How many firing alerts named `alert` carry `labels` (0 when none)."""
+    matchers = "".join(f',{name}="{value}"' for name, value in labels.items())
+    return f'count(ALERTS{{alertname="{alert}",alertstate="firing"{matchers}}}) or vector(0)'
+
+
+def series_test(
+    name: str, series: Series, eval_seconds: int, expected: dict[str, int]
+) -> dict[str, Any]:
+    """A promtool test: at `eval_seconds`, each expression in `expected` has that value."""
+    return {
+        "name": name,
+        "interval": f"{INTERVAL_SECONDS}s",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": expr,
+                "eval_time": f"{eval_seconds}s",
+                "exp_samples": [{"labels": "{}", "value": value}],
+            }
+            for expr, value in expected.items()
+        ],
+    }
+
+
+def flux_info(kind: str, name: str, ready: str, suspended: str, samples: int) -> Series:
+    """kube-state-metrics' gotk_resource_info for one Flux object, as the stack configures it."""
+    labels = (
+        f'customresource_group="x",customresource_kind="{kind}",customresource_version="v1",'
+        f'exported_namespace="flux-system",name="{name}",ready="{ready}",suspended="{suspended}"'
+    )
+    return [{"series": f"gotk_resource_info{{{labels}}}", "values": constant(1, samples)}]
+
+
+def flux_tests(alerts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A failing Kustomization, a failing OCIRepository and a suspended HelmRelease each raise
+    their alert (with the object's kind and name) past `for`; healthy objects raise none."""
+    wait = max(seconds(alerts[a]["for"]) for a in ("FluxReconciliationFailure", "FluxSuspended"))
+    eval_seconds = wait + 5 * INTERVAL_SECONDS
+    samples = eval_seconds // INTERVAL_SECONDS + 5
+    broken = [
+        *flux_info("Kustomization", "apps", "False", "false", samples),
+        *flux_info("OCIRepository", "loki", "False", "false", samples),
+        *flux_info("HelmRelease", "tempo", "True", "true", samples),
+        *flux_info("GitRepository", "flux-system", "True", "false", samples),
+    ]
+    healthy = [
+        *flux_info("Kustomization", "apps", "True", "false", samples),
+        *flux_info("OCIRepository", "loki", "True", "false", samples),
+        *flux_info("HelmRelease", "tempo", "True", "false", samples),
+    ]
+    kustomization = {"customresource_kind": "Kustomization", "name": "apps"}
+    oci = {"customresource_kind": "OCIRepository", "name": "loki"}
+    release = {"customresource_kind": "HelmRelease", "name": "tempo"}
+    return [
+        series_test(
+            "Flux objects not Ready or suspended raise their alerts",
+            broken,
+            eval_seconds,
+            {
+                firing_with("FluxReconciliationFailure", kustomization): 1,
+                firing_with("FluxReconciliationFailure", oci): 1,
+                firing_with("FluxReconciliationFailure", {}): 2,
+                firing_with("FluxSourceNotReady", oci): 1,
+                firing_with("FluxSourceNotReady", {}): 1,
+                firing_with("FluxSuspended", release): 1,
+                firing_with("FluxSuspended", {}): 1,
+            },
+        ),
+        series_test(
+            "Ready, running Flux objects raise nothing",
+            healthy,
+            eval_seconds,
+            {
+                firing_with(a, {}): 0
+                for a in ("FluxReconciliationFailure", "FluxSourceNotReady", "FluxSuspended")
+            },
+        ),
+    ]
+
+
+# The CoreDNS scrape job each stack's chart names (see tests/test_pack_wiring.py JOBS).
+COREDNS_JOB = {"victoriametrics": "core-dns", "prometheus": "coredns"}
+
+
+def coredns_tests(alerts: dict[str, dict[str, Any]], stack: str) -> list[dict[str, Any]]:
+    """CoreDNSDown stays quiet while the stack's CoreDNS job is up and fires once it is down or
+    gone; CoreDNSHighErrorRate fires at 10% SERVFAIL and not at 1%."""
+    eval_seconds = seconds(alerts["CoreDNSDown"]["for"]) + 5 * INTERVAL_SECONDS
+    samples = eval_seconds // INTERVAL_SECONDS + 5
+    target = f'up{{job="{COREDNS_JOB[stack]}",instance="10.244.0.10:9153"}}'
+    tests = [
+        series_test(
+            "CoreDNS up: CoreDNSDown quiet",
+            [{"series": target, "values": constant(1, samples)}],
+            eval_seconds,
+            {firing_with("CoreDNSDown", {}): 0},
+        ),
+        series_test(
+            "CoreDNS down: CoreDNSDown fires",
+            [{"series": target, "values": constant(0, samples)}],
+            eval_seconds,
+            {firing_with("CoreDNSDown", {}): 1},
+        ),
+        series_test(
+            "no CoreDNS target: CoreDNSDown fires",
+            [],
+            eval_seconds,
+            {firing_with("CoreDNSDown", {}): 1},
+        ),
+    ]
+    error_seconds = seconds(alerts["CoreDNSHighErrorRate"]["for"]) + 10 * INTERVAL_SECONDS
+    error_samples = error_seconds // INTERVAL_SECONDS + 5
+    for servfail_percent, fires in ((10, True), (1, False)):
+        responses = 'coredns_dns_responses_total{{job="{job}",rcode="{rcode}"}}'
+        series = [
+            {
+                "series": responses.format(job=COREDNS_JOB[stack], rcode="SERVFAIL"),
+                "values": f"0+{servfail_percent}x{error_samples}",
+            },
+            {
+                "series": responses.format(job=COREDNS_JOB[stack], rcode="NOERROR"),
+                "values": f"0+{100 - servfail_percent}x{error_samples}",
+            },
+        ]
+        verdict = "fires" if fires else "quiet"
+        tests.append(
+            series_test(
+                f"{servfail_percent}% SERVFAIL: CoreDNSHighErrorRate {verdict}",
+                series,
+                error_seconds,
+                {firing_with("CoreDNSHighErrorRate", {}): int(fires)},
+            )
+        )
+    return tests
+
+
+@pytest.mark.parametrize("stack", ["victoriametrics", "prometheus"])
+def test_flux_and_coredns_alerts_fire_when_they_should(stack: str, tmp_path: Path) -> None:
+    values = cluster_values(monitoring_enabled=True, monitoring_stack=stack)
+    (tmp_path / "render").mkdir()
+    ((file, rule),) = prometheus_rules(render_pack(tmp_path / "render", values))
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"], sort_keys=False))
+    alerts = alert_rules(rule)
+    unit_tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": f"{INTERVAL_SECONDS}s",
+        "tests": [*flux_tests(alerts), *coredns_tests(alerts, stack)],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(unit_tests, sort_keys=False))
+    result = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    assert result.returncode == 0, (
+        f"{file}: promtool test rules failed (files in {tmp_path}):\n{result.stdout}{result.stderr}"
+    )
+
+
+def test_the_old_flux_and_coredns_rules_fail_these_tests(tmp_path: Path) -> None:
+    """The rules the audit found dead (gotk_reconcile_condition, job=~".*coredns.*" under
+    VictoriaMetrics' core-dns job) fail the same unit tests."""
+    by_object = "max by (kind, name, exported_namespace)"
+    not_ready = 'gotk_reconcile_condition{type="Ready", status="False"}'
+    servfail = 'sum(rate(coredns_dns_responses_total{rcode="SERVFAIL"}[5m]))'
+    old = {
+        "FluxReconciliationFailure": f"{by_object} ({not_ready}) == 1",
+        "FluxSourceNotReady": f"{by_object} ({not_ready}) == 1",
+        "FluxSuspended": f"{by_object} (gotk_suspend_status) == 1",
+        "CoreDNSDown": 'absent(up{job=~".*coredns.*"} == 1)',
+        # unchanged: kept so the same tests run; the error-rate cases must still pass
+        "CoreDNSHighErrorRate": f"{servfail} / sum(rate(coredns_dns_responses_total[5m])) > 0.05",
+    }
+    durations = {"FluxSuspended": "1h", "CoreDNSDown": "2m", "CoreDNSHighErrorRate": "5m"}
+    rules = [{"alert": a, "expr": e, "for": durations.get(a, "15m")} for a, e in old.items()]
+    (tmp_path / "rules.yaml").write_text(
+        yaml.safe_dump({"groups": [{"name": "old", "rules": rules}]})
+    )
+    alerts = {rule["alert"]: rule for rule in rules}
+    tests = [*flux_tests(alerts), *coredns_tests(alerts, "victoriametrics")]
+    (tmp_path / "tests.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "60s", "tests": tests})
+    )
+    result = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    # promtool names the failing expressions: the Flux alerts never fire, CoreDNSDown always does.
+    assert 'alertname=\\"FluxReconciliationFailure\\"' in output
+    assert 'alertname=\\"FluxSuspended\\"' in output
+    assert 'alertname=\\"CoreDNSDown\\"' in output
+    assert "CoreDNSHighErrorRate" not in output
 
 
 # --- Alertmanager routing ------------------------------------------------------------------------

@@ -8,15 +8,15 @@ from the charts' values.yaml / Chart.yaml dependency conditions:
   prometheus-node-exporter.enabled, kube-state-metrics.enabled (all default true);
 - kube-prometheus-stack: grafana.enabled, alertmanager.enabled, nodeExporter.enabled,
   kubeStateMetrics.enabled (all default true);
-- loki (6.x): no Grafana or promtail subchart at all, so only an explicit `enabled: true` would be
-  a mistake worth catching (the guide sets both to false).
+- loki (grafana-community 18.x): no Grafana or promtail subchart at all, so only an explicit
+  `enabled: true` would be a mistake worth catching.
+
+Where each component's Service and port are wired is tests/test_pack_wiring.py's contract.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,9 @@ from tests.pack import (
     cached_render,
     cluster_values,
     combination_id,
+    helm_releases,
     load_schema,
+    lookup,
     render_pack,
     sample_values,
     schema_errors,
@@ -64,58 +66,15 @@ CHART_COMPONENTS: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
 }
 
 
-def documents(tree: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    for path in sorted(tree.rglob("*.yaml")):
-        for doc in yaml.load_all(path.read_text(), Loader=SafeLoader):
-            if isinstance(doc, dict):
-                yield path.relative_to(tree).as_posix(), doc
-
-
-def lookup(values: Any, path: tuple[str, ...], default: Any) -> Any:
-    for key in path:
-        if not isinstance(values, dict) or key not in values:
-            return default
-        values = values[key]
-    return values
-
-
-def chart_name(release: dict[str, Any], sources: dict[tuple[str, str], dict[str, Any]]) -> str:
-    """The chart a HelmRelease installs: chart.spec.chart, or the chart its chartRef names."""
-    spec = release.get("spec") or {}
-    if (spec.get("chart") or {}).get("spec"):
-        return str(spec["chart"]["spec"]["chart"]).rsplit("/", 1)[-1]
-    ref = spec.get("chartRef") or {}
-    source = sources.get((str(ref.get("kind")), str(ref.get("name"))), {})
-    if ref.get("kind") == "OCIRepository":
-        return str((source.get("spec") or {}).get("url", "")).rstrip("/").rsplit("/", 1)[-1]
-    return str((source.get("spec") or {}).get("chart", ""))
-
-
-@cache
-def helm_releases(tree: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """(file, chart, values) of every HelmRelease in the tree."""
-    docs = list(documents(tree))
-    sources = {
-        (str(d.get("kind")), str((d.get("metadata") or {}).get("name"))): d
-        for _, d in docs
-        if str(d.get("apiVersion", "")).startswith("source.toolkit")
-    }
-    return [
-        (file, chart_name(d, sources), (d.get("spec") or {}).get("values") or {})
-        for file, d in docs
-        if d.get("kind") == "HelmRelease"
-    ]
-
-
 def enabled_components(tree: Path) -> tuple[Counter[str], dict[str, list[str]]]:
     """How many of each component are on across all HelmReleases, and which releases."""
     counts: Counter[str] = Counter()
     where: dict[str, list[str]] = {}
-    for file, chart, values in helm_releases(tree):
-        for component, (path, default) in CHART_COMPONENTS.get(chart, {}).items():
-            if lookup(values, path, default) is True:
+    for release in helm_releases(tree):
+        for component, (path, default) in CHART_COMPONENTS.get(release.chart, {}).items():
+            if lookup(release.values, path, default) is True:
                 counts[component] += 1
-                where.setdefault(component, []).append(f"{file} ({chart})")
+                where.setdefault(component, []).append(f"{release.file} ({release.chart})")
     return counts, where
 
 
@@ -150,7 +109,7 @@ def test_the_chosen_metrics_stack_is_the_only_one(
 ) -> None:
     failures = []
     for combination, values, tree in rendered_trees:
-        charts = Counter(chart for _, chart, _ in helm_releases(tree))
+        charts = Counter(release.chart for release in helm_releases(tree))
         stacks = {
             "victoriametrics": "victoria-metrics-k8s-stack",
             "prometheus": "kube-prometheus-stack",
@@ -171,80 +130,15 @@ def test_loki_deploys_neither_grafana_nor_promtail(
 ) -> None:
     seen_loki = False
     for combination, _values, tree in rendered_trees:
-        for file, chart, values in helm_releases(tree):
-            if chart != "loki":
+        for release in helm_releases(tree):
+            if release.chart != "loki":
                 continue
             seen_loki = True
             for component in ("grafana", "promtail"):
-                assert lookup(values, (component, "enabled"), False) is False, (
-                    f"[{combination}] {file}: loki's {component}.enabled must be false"
+                assert lookup(release.values, (component, "enabled"), False) is False, (
+                    f"[{combination}] {release.file}: loki's {component}.enabled must be false"
                 )
     assert seen_loki, "no combination rendered a loki HelmRelease"
-
-
-def helm_fullname(release: dict[str, Any], chart: str, limit: int) -> str:
-    """Helm's `<chart>.fullname` helper: what the chart names its objects after."""
-    spec, values = release.get("spec") or {}, (release.get("spec") or {}).get("values") or {}
-    if values.get("fullnameOverride"):
-        return str(values["fullnameOverride"])[:limit].rstrip("-")
-    release_name = spec.get("releaseName") or str(release["metadata"]["name"])
-    name = str(values.get("nameOverride") or chart)
-    full = release_name if name in release_name else f"{release_name}-{name}"
-    return full[:limit].rstrip("-")
-
-
-def metrics_receiver(tree: Path) -> tuple[str, str] | None:
-    """(expected remote-write URL, problem or '') for the stack's metrics store, or None."""
-    docs = [doc for _, doc in documents(tree)]
-    sources = {
-        (str(d.get("kind")), str(d["metadata"]["name"])): d
-        for d in docs
-        if str(d.get("apiVersion", "")).startswith("source.toolkit")
-    }
-    for doc in docs:
-        if doc.get("kind") != "HelmRelease":
-            continue
-        chart, values = chart_name(doc, sources), doc["spec"].get("values") or {}
-        namespace = doc["spec"].get("targetNamespace") or doc["metadata"].get("namespace")
-        if chart == "victoria-metrics-k8s-stack":
-            # The operator names vmsingle's Service vmsingle-<VMSingle name>; it listens on 8428.
-            port = lookup(values, ("vmsingle", "spec", "port"), "8428")
-            host = f"vmsingle-{helm_fullname(doc, chart, 63)}.{namespace}.svc"
-            off = lookup(values, ("vmsingle", "enabled"), True) is not True
-            return f"http://{host}:{port}/api/v1/write", "vmsingle is disabled" if off else ""
-        if chart == "kube-prometheus-stack":
-            # kube-prometheus-stack truncates its fullname to 26 characters.
-            host = f"{helm_fullname(doc, chart, 26)}-prometheus.{namespace}.svc"
-            receiver = ("prometheus", "prometheusSpec", "enableRemoteWriteReceiver")
-            off = lookup(values, receiver, False) is not True
-            problem = "Prometheus has no remote-write receiver (enableRemoteWriteReceiver)"
-            return f"http://{host}:9090/api/v1/write", problem if off else ""
-    return None
-
-
-def test_tempo_remote_writes_to_the_chosen_metrics_stack(
-    rendered_trees: list[tuple[str, dict, Path]],
-) -> None:
-    """Tempo's span metrics go to the metrics store that exists: vmsingle on 8428 (not vmagent's
-    8429), or Prometheus with its remote-write receiver on."""
-    failures, checked = [], 0
-    for combination, values, tree in rendered_trees:
-        if not values["tracing_enabled"]:
-            continue
-        receiver = metrics_receiver(tree)
-        tempo = [v for _, chart, v in helm_releases(tree) if chart == "tempo"]
-        if receiver is None or len(tempo) != 1:
-            failures.append(f"[{combination}] no metrics stack or no single Tempo to check")
-            continue
-        expected, problem = receiver
-        actual = lookup(tempo[0], ("tempo", "metricsGenerator", "remoteWriteUrl"), None)
-        if actual != expected:
-            failures.append(f"[{combination}] Tempo remote-writes to {actual}, not {expected}")
-        if problem:
-            failures.append(f"[{combination}] {problem}")
-        checked += 1
-    assert checked, "no combination has tracing on"
-    assert not failures, "\n".join(failures)
 
 
 # Alternatives for variables whose schema examples offer none besides the default.
@@ -311,7 +205,7 @@ def test_control_plane_addrs_fill_every_control_plane_scrape(stack: str, tmp_pat
     )
     (stack_values,) = [
         v
-        for _, chart, v in helm_releases(render_pack(tmp_path, values))
+        for _, chart, v, *_ in helm_releases(render_pack(tmp_path, values))
         if chart in ("victoria-metrics-k8s-stack", "kube-prometheus-stack")
     ]
     for component in ("kubeEtcd", "kubeControllerManager", "kubeScheduler"):

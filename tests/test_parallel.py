@@ -15,7 +15,7 @@ from makeflux.data import load_data
 from makeflux.environment import build_environment
 from makeflux.render import render_tree
 from makeflux.settings import load_settings
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_subprocess
 from tests.test_cache import make_project, read_tree
 
 
@@ -197,3 +197,35 @@ def test_what_a_dying_worker_sent_is_kept_and_the_rest_redone():
     assert sent, "the worker computed (and sent) some items before dying"
     assert not sent & set(done_here), "what the worker sent was used, not computed again"
     assert set(done_here) | sent == set(range(40))
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "1.5", "2 cores"])
+def test_a_bad_jobs_value_is_refused_in_one_line(project: Path, value: str) -> None:
+    done = run_subprocess(["render", "--no-lint"], project, env={parallel.JOBS_ENV: value})
+    assert done.returncode == 2
+    cores = parallel.available_cores()
+    assert done.stderr == (
+        f"MAKEFLUX_JOBS={value!r}: not a number of processes; set a whole number from 1 "
+        f"(this machine has {cores} cores) or unset it\n"
+    )
+    assert not (project / "kubernetes").exists()
+
+
+def test_jobs_above_the_core_count_are_capped_and_verbose_says_so(project: Path, monkeypatch):
+    cores = parallel.available_cores()
+    asked = cores * 32
+    verbose = run_subprocess(["-v", "validate"], project, env={parallel.JOBS_ENV: str(asked)})
+    assert verbose.returncode == 0, verbose.stderr
+    assert (
+        f"makeflux: MAKEFLUX_JOBS={asked}: {cores} processes, capped at this machine's "
+        f"{cores} cores\n"
+    ) in verbose.stderr
+    assert run_subprocess(["validate"], project, env={parallel.JOBS_ENV: str(asked)}).stderr == ""
+
+    monkeypatch.setenv(parallel.JOBS_ENV, str(asked))
+
+    def slow(_: int) -> int:
+        time.sleep(0.005)
+        return os.getpid()
+
+    assert len(set(parallel.map_adaptive(slow, list(range(4 * asked))))) <= cores

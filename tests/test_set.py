@@ -29,6 +29,10 @@ cluster_name: "home"    # shown in alerts
 # -- Deploy the monitoring stack
 monitoring_enabled: true
 
+# -- This cluster's network
+cluster_gateway_addr: "192.168.1.72"
+cluster_pod_cidr: "10.42.0.0/16"
+
 # -- Talos control-plane nodes
 control_plane_addrs:
 - 192.168.1.10
@@ -139,7 +143,7 @@ def test_several_assignments_apply_together(project: Path) -> None:
     [
         (
             ["node_memory_threshold=150"],
-            "cluster.yaml:17:26: node_memory_threshold: 150 is greater",
+            "cluster.yaml:21:26: node_memory_threshold: 150 is greater",
         ),
         (["monitoring_stack=thanos"], "monitoring_stack"),
         (["tracing_enabld=true"], "did you mean 'tracing_enabled'?"),
@@ -244,3 +248,53 @@ def test_ruamel_is_imported_only_by_set() -> None:
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
     )
     assert ran.stdout.strip() == "False", ran.stderr
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        'control_plane_addrs=["10.0.0.1", "10.0.0.2"]',
+        "control_plane_addrs=[]",
+        "cluster_name=1234",
+        "cluster_name=true",
+        "alertmanager_slack_channel=#ops",
+        "pv_usage_threshold=80",
+        "monitoring_alerts_enabled=false",
+        "metrics_retention=30d",
+        "grafana_ingress_class=",
+    ],
+)
+def test_set_and_the_set_option_read_a_value_the_same_way(project: Path, assignment: str) -> None:
+    """`plan --set X` previews exactly the `makeflux set X` about to run."""
+    from makeflux import pipeline
+
+    key = assignment.partition("=")[0]
+    previewed = pipeline.load(pipeline.RunOptions(cwd=project, overrides=(assignment,)))
+    validated = CliRunner().invoke(cli, ["validate", "--set", assignment])
+    assert validated.exit_code == 0, validated.output
+    result = set_values(assignment)
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((project / "cluster.yaml").read_text())
+    assert previewed.data.values[key] == saved[key]
+    assert type(previewed.data.values[key]) is type(saved[key])
+
+
+def test_set_on_a_linked_cluster_yaml_edits_the_file_it_links_to(project: Path) -> None:
+    shared = project.parent / "shared"
+    shared.mkdir()
+    real = shared / "cluster.yaml"
+    (project / "cluster.yaml").rename(real)
+    (project / "cluster.yaml").symlink_to(real)
+    result = set_values("node_memory_threshold=85")
+    assert result.exit_code == 0, result.output
+    assert result.output == "makeflux: cluster.yaml: set node_memory_threshold=85\n"
+    assert (project / "cluster.yaml").is_symlink()
+    assert (project / "cluster.yaml").readlink() == real
+    assert changed_lines(CLUSTER_YAML, real.read_text()) == [
+        "-node_memory_threshold:   90",
+        "+node_memory_threshold:   85",
+    ]
+    assert sorted(p.name for p in shared.iterdir()) == ["cluster.yaml"]  # no temporary left
+    refused = set_values("node_memory_threshold=150")
+    assert refused.exit_code == 2
+    assert refused.output.startswith("cluster.yaml:21:26: node_memory_threshold: 150")

@@ -27,10 +27,11 @@ if not SAMPLE.exists():  # the template pack's sample, else the richest valid fi
 SAMPLE_TEXT = SAMPLE.read_text(encoding="utf-8")
 DECLARED = sorted(yaml.safe_load(SCHEMA.read_text())["properties"]) if SCHEMA.exists() else []
 
-# Lines that are about the whole file, so they carry no line number.
+# Lines that are about the whole file, so they carry no line number (a required top-level key
+# it lacks has no line either).
 FILE_LEVEL = re.compile(
     r"^cluster\.yaml: (the file is empty|the file holds only null"
-    r"|document \d+ is an? \w+, not a mapping|not UTF-8)"
+    r"|document \d+ is an? \w+, not a mapping|not UTF-8|\w+: missing; add it)"
 )
 LOCATED = re.compile(r"^cluster\.yaml:\d+(:\d+)?: \S")
 FROM_SET = re.compile(r"^--set (\"?)[^=]+=.*: \S")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import NETWORK_ASSIGNMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -211,6 +212,7 @@ def test_quiet_keeps_results_and_errors_verbose_names_the_files(project: Path) -
     (project / "cluster.yaml").unlink()
     quiet_init = makeflux(project, "-q", "init")
     assert quiet_init.returncode == 0 and quiet_init.stdout == ""
+    assert makeflux(project, "-q", "set", *NETWORK_ASSIGNMENTS).returncode == 0
     failing = makeflux(project, "-q", "init")
     assert failing.returncode == 2 and "already exists" in failing.stderr  # errors stay
 
@@ -244,3 +246,83 @@ def test_shell_completion_completes_commands_and_variable_names(project: Path) -
         COMP_CWORD="2",
     )
     assert keys.stdout.split() == ["plain,hubble_enabled", "plain,hubble_ui_enabled"]
+
+
+# -- where the settings are found ------------------------------------------------------------
+
+
+def test_settings_are_found_in_a_parent_directory_up_to_the_repository_root(
+    project: Path,
+) -> None:
+    (project / ".git").mkdir()  # the repository root, as `git init` marks it
+    below = project / "kubernetes" / "apps"
+    verbose = makeflux(below, "-v", "validate")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "makeflux: settings ../../makeflux.toml [makeflux]" in verbose.stderr
+    assert verbose.stdout == "makeflux: ../../cluster.yaml is valid\n"
+    # A plan from below the root sees the tree it rendered: nothing to do.
+    planned = makeflux(below, "plan", "--exit-code")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    # The nearest settings file wins.
+    (below / "makeflux.toml").write_text('[makeflux]\ninputs = ["in"]\noutput = "out"\n')
+    (below / "in").mkdir()
+    nearest = makeflux(below, "-v", "validate")
+    assert "makeflux: settings makeflux.toml [makeflux]" in nearest.stderr
+
+
+def test_settings_outside_a_repository_are_looked_for_only_in_the_working_directory(
+    project: Path,
+) -> None:
+    below = project / "kubernetes"
+    result = makeflux(below, "validate")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "no makeflux.toml or makejinja.toml in .; create one (see README: Settings) "
+        "or pass --config PATH\n"
+    )
+    (project / ".git").write_text("gitdir: ../elsewhere\n")  # a worktree's .git is a file
+    deeper = below / "flux"
+    result = makeflux(deeper, "validate")
+    assert result.returncode == 0, result.stderr
+
+
+def run_install_step(repository: Path, tools: Path, requirement: str) -> tuple[int, str, str]:
+    """The workflow's install step as GitHub runs it (bash), with `python` recording what it is
+    asked to install instead of installing it."""
+    steps = yaml.safe_load(WORKFLOW.read_text())["jobs"]["check"]["steps"]
+    step = next(step for step in steps if step.get("name") == "Install makeflux")
+    log = tools / "python.log"
+    log.unlink(missing_ok=True)
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]],
+        cwd=repository,
+        env={
+            "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}",
+            "MAKEFLUX_REQUIREMENT": requirement,  # ${{ vars.X }} is "" when unset
+            "PYTHON_LOG": str(log),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, done.stdout, log.read_text() if log.exists() else ""
+
+
+def test_ci_install_step_installs_the_checkout_or_the_pinned_requirement(tmp_path: Path) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "python").write_text('#!/bin/sh\necho "$*" >> "$PYTHON_LOG"\n')
+    (tools / "python").chmod(0o755)
+    # The cluster-template model: the repository carries makeflux itself.
+    carrier = tmp_path / "carrier"
+    carrier.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", carrier / "pyproject.toml")
+    assert run_install_step(carrier, tools, "") == (0, "", "-m pip install .\n")
+    # A home-ops repository without it: the pinned requirement, and never the package index.
+    home_ops = tmp_path / "home-ops"
+    home_ops.mkdir()
+    pinned = "makeflux @ git+https://example.org/makeflux@v0.1.0"
+    assert run_install_step(home_ops, tools, pinned) == (0, "", f"-m pip install {pinned}\n")
+    status, stdout, installed = run_install_step(home_ops, tools, "")
+    assert (status, installed) == (1, "")
+    assert stdout.startswith("::error::makeflux is not on the package index: set the repository ")

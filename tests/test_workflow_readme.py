@@ -4,14 +4,17 @@ command, task, setting and shipped app that exists."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
+from conftest import run_cli
 
 from makeflux.cli import cli
 from makeflux.settings import Delimiters, Internal, Prefix, Settings, Whitespace
@@ -110,37 +113,39 @@ def test_every_shipped_app_is_described() -> None:
         assert f"`{path}/`" in deploys, f"README does not say what {path} deploys"
 
 
-def test_every_console_example_runs_with_the_status_the_readme_shows(tmp_path: Path) -> None:
-    """Walk the README's ```console examples in order, in a copy of the project, like a reader.
-
-    Outputs are the README's business; the exit status of each command is checked, where
-    `# exit N` after a command means the reader should expect N (otherwise 0).
-    """
+def test_every_console_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """Walk the README's ```console examples in order, in a copy of a fresh clone, like a reader:
+    each command prints exactly the lines the README shows under it (stdout and stderr as a
+    terminal interleaves them), with the exit status after `# exit N` (otherwise 0)."""
     project = tmp_path / "home-ops"
     project.mkdir()
-    for name in ("templates", "schemas"):
+    for name in ("templates", "schemas", "docs"):
         shutil.copytree(REPO / name, project / name)
     for name in ("makeflux.toml", "cluster.sample.yaml", "Taskfile.yaml"):
         shutil.copy2(REPO / name, project / name)
     bin_dir = str(Path(sys.executable).parent)
+    cache_dir = tmp_path / "cache"
     env = {
-        **{k: v for k, v in os.environ.items() if k != "MAKEFLUX"},
+        **{k: v for k, v in os.environ.items() if k not in ("MAKEFLUX", "MAKEFLUX_JOBS")},
         "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
         "NO_COLOR": "1",
+        "MAKEFLUX_CACHE_DIR": str(cache_dir),
     }
-    commands = [
-        line[2:]
-        for block in re.findall(r"```console\n(.*?)```", README, re.S)
-        for line in block.splitlines()
-        if line.startswith("$ ")
-    ]
-    assert len(commands) >= 20
-    for command in commands:
+    examples: list[tuple[str, list[str]]] = []
+    for block in re.findall(r"```console\n(.*?)```", README, re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                examples.append((line[2:], []))
+            elif examples:
+                examples[-1][1].append(line)
+    assert len(examples) >= 20
+    for command, shown in examples:
         match = re.search(r"\s+# exit (\d+)$", command)
         expected = int(match.group(1)) if match else 0
-        runnable = command.replace("/tmp/cluster", str(tmp_path / "cluster"))
+        runnable = command[: match.start()] if match else command
+        runnable = runnable.replace("/tmp/cluster", str(tmp_path / "cluster"))
         ran = subprocess.run(
-            ["bash", "-c", runnable],
+            ["bash", "-c", f"{{ {runnable}; }} 2>&1"],
             cwd=project,
             env=env,
             capture_output=True,
@@ -148,4 +153,27 @@ def test_every_console_example_runs_with_the_status_the_readme_shows(tmp_path: P
             check=False,
             timeout=300,
         )
-        assert ran.returncode == expected, f"$ {command}\n{ran.stdout}{ran.stderr}"
+        assert ran.returncode == expected, f"$ {command}\n{ran.stdout}"
+        # The other liberty: the README's reader keeps the cache in their home directory.
+        printed = ran.stdout.replace(str(cache_dir), "/home/me/.cache/makeflux")
+        assert printed.splitlines() == shown, f"$ {command}"
+
+
+def test_the_manifest_example_is_the_shipped_settings_manifest(tmp_path: Path) -> None:
+    """README's manifest excerpt: the shipped output, and paths that a render records."""
+    text = section("Plan, check and prune: what makeflux generated, and never losing your files")
+    example = re.search(r"```json\n(.*?)```", text, re.S)
+    assert example, "README: no manifest example"
+    output = re.search(r'"output": "([^"]*)"', example.group(1))
+    paths = re.findall(r'^\s+"([^"]+)": "sha256:', example.group(1), re.M)
+    shipped = tomllib.loads((REPO / "makeflux.toml").read_text())["makeflux"]["output"]
+    assert output and output.group(1) == shipped
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("templates", "schemas"):
+        shutil.copytree(REPO / name, project / name)
+    shutil.copy2(REPO / "makeflux.toml", project / "makeflux.toml")
+    shutil.copy2(REPO / "cluster.sample.yaml", project / "cluster.yaml")
+    assert run_cli(["render", "--no-lint"], project).exit_code == 0
+    recorded = json.loads((project / ".makeflux-manifest.json").read_text())
+    assert paths and set(paths) <= set(recorded["files"])

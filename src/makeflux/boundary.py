@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +42,28 @@ class Boundary:
                 return f"is inside {part}/, which makeflux never touches"
         if parts[-1] in VCS_DIRS:
             return f"is {parts[-1]}, which makeflux never touches"
-        # Lexical: the directories below the root are checked for links where they are read.
-        path = self.root.joinpath(*parts)
-        what = self.own_files.get(path)
+        # Lexical, on strings (called once per output file): the directories below the root are
+        # checked for links where they are read.
+        path = os.path.normpath(os.path.join(self._root_text, *parts))
+        what = self._file_texts.get(path)
         if what is not None:
             return f"is {what}"
-        for directory, what in self.own_dirs:
-            if path == directory or directory in path.parents:
+        for directory, what in self._dir_texts:
+            if path == directory or path.startswith(directory + os.sep):
                 return f"is inside {what}"
         return None
+
+    @cached_property
+    def _root_text(self) -> str:
+        return str(self.root)
+
+    @cached_property
+    def _file_texts(self) -> dict[str, str]:
+        return {str(path): what for path, what in self.own_files.items()}
+
+    @cached_property
+    def _dir_texts(self) -> tuple[tuple[str, str], ...]:
+        return tuple((str(directory), what) for directory, what in self.own_dirs)
 
 
 def boundary_for(

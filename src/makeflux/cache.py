@@ -32,6 +32,8 @@ import inspect
 import json
 import marshal
 import os
+import pickle
+import shutil
 import struct
 import sys
 import tempfile
@@ -219,7 +221,11 @@ class _PackWriter:
 class CompiledTemplateCache:
     """A Jinja bytecode cache (jinja2.BytecodeCache's interface): in memory for this run, and in
     pack files in `directory` when it is given. Call finish() when the run ends (it is also
-    called at exit) to write what was compiled."""
+    called at exit) to write what was compiled.
+
+    Not a subclass of jinja2.BytecodeCache: it overrides every method, and subclassing would
+    import jinja2 with this module, which the CLI imports before it knows it will render (a
+    no-change run never needs jinja2). tests/test_cache.py checks the interface still matches."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
@@ -328,6 +334,8 @@ class CompiledTemplateCache:
         if self._packs is None:
             self._packs = _open_packs(pack_paths(self.directory))
             self._index = _newest_entries(self._packs)
+            if self._packs and self.directory is not None:
+                mark_used(self.directory)
         where = self._index.get(bytes.fromhex(key))
         return None if where is None else _entry_at(self._packs, where)
 
@@ -424,6 +432,7 @@ def for_environment(env: jinja2.Environment, scope: str = "") -> CompiledTemplat
     root = cache_root() if _enabled else None
     if root is None:
         return CompiledTemplateCache(None)
+    prune_stale(root)
     project = hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return CompiledTemplateCache(root / "code" / _fingerprint_of(env) / project)
 
@@ -455,23 +464,36 @@ def remember(scope: str, kind: str, name: str, checksum: str, compute: Callable[
     try:
         stored = json.loads(path.read_bytes())
         if stored.get("kind") == kind and stored.get("checksum") == checksum:
+            _mark_used_once(path.parent)
             return stored["value"]
     except (OSError, ValueError, TypeError, AttributeError, KeyError):
         pass  # missing or damaged: computed and rewritten below
     value = compute()
-    blob = json.dumps({"kind": kind, "checksum": checksum, "value": value}).encode()
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(ValueError):  # a value JSON cannot hold: not kept
+        write_entry(path, json.dumps({"kind": kind, "checksum": checksum, "value": value}))
+    return value
+
+
+def write_entry(path: Path | str, blob: str | bytes) -> None:
+    """Put `blob` at `path` whole (temp file, then rename); a cache that cannot be written only
+    costs speed."""
+    path = Path(path)
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fp:
-                fp.write(blob)
+                fp.write(blob.encode() if isinstance(blob, str) else blob)
             os.replace(tmp_name, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
             raise
-    return value
+
+
+def environment_key(env: jinja2.Environment) -> str:
+    """What compiling under `env` depends on, as a hex digest (see environment_fingerprint)."""
+    return _fingerprint_of(env)
 
 
 def _fingerprint_of(env: jinja2.Environment) -> str:
@@ -564,3 +586,143 @@ class _Describer:
                 content = file.encode()
             self._file_hashes[file] = hashlib.sha256(content).hexdigest()[:16]
         return self._file_hashes[file]
+
+
+def memoize_content(area: str, version: bytes, content: bytes, compute: Callable[[], Any]) -> Any:
+    """compute() for a file's `content`, kept across runs (pickled) under `area`.
+
+    For values that depend on the bytes alone (a data file as the YAML reader reads it) and on
+    the code that computes them, which `version` must name. A damaged entry is computed again.
+    """
+    root = cache_root() if _enabled else None
+    if root is None:
+        return compute()
+    key = hashlib.sha256(version + b"\0" + content).hexdigest()
+    path = root / area / key
+    try:
+        blob = path.read_bytes()
+        if blob[:_DIGEST_SIZE] == _digest(blob[_DIGEST_SIZE:]):
+            value = pickle.loads(blob[_DIGEST_SIZE:])  # our own file, checked: not untrusted
+            mark_used(path)
+            return value
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+        pass  # missing or damaged: computed and rewritten below
+    value = compute()
+    try:
+        payload = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+    except Exception:  # not picklable: nothing to keep
+        return value
+    write_entry(path, _digest(payload) + payload)
+    return value
+
+
+# --- housekeeping: what the cache holds, and removing what is no longer used ----------------------
+
+# Every entry is keyed on what produced it (versions, settings, sources), so a change leaves the
+# old entries behind, never to be read again: they are removed once unused this long.
+STALE_AFTER_SECONDS = 30 * 24 * 3600
+PRUNE_EVERY_SECONDS = 24 * 3600
+_PRUNE_STAMP = "last-prune"
+_marked: set[Path] = set()
+
+
+def cache_units(root: Path) -> list[Path]:
+    """The cache's units, each used and removed as a whole: a project's compiled templates under
+    one environment (code/<fingerprint>/<project>), the template facts of one environment
+    (facts/<fingerprint>), one validation verdict (valid/<key>), one data file as read
+    (data/<key>), one project's kept outputs (outputs/<fingerprint>-<project>) and one `-o DIR`
+    manifest."""
+    units: list[Path] = []
+    for area, depth in (
+        ("code", 2),
+        ("facts", 1),
+        ("valid", 1),
+        ("data", 1),
+        ("outputs", 1),
+        ("manifests", 1),
+    ):
+        level = [root / area]
+        for _ in range(depth):
+            level = [child for parent in level for child in _children(parent)]
+        units += level
+    return sorted(units)
+
+
+def _children(directory: Path) -> list[Path]:
+    try:
+        return [directory / name for name in os.listdir(directory)]
+    except OSError:
+        return []
+
+
+def unit_size(unit: Path) -> tuple[int, int]:
+    """(files, bytes) in `unit`, a file or a directory."""
+    if not unit.is_dir() or unit.is_symlink():
+        with contextlib.suppress(OSError):
+            return 1, unit.lstat().st_size
+        return 0, 0
+    files = size = 0
+    for directory, _, names in os.walk(unit):
+        for name in names:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(directory, name)).st_size
+                files += 1
+    return files, size
+
+
+def clean(root: Path, older_than: float | None = None) -> tuple[int, int]:
+    """Remove the units of the cache at `root` (only those unused for `older_than` seconds, when
+    given); return the (files, bytes) removed. Files makeflux did not put there are left."""
+    now = time.time()
+    removed_files = removed_bytes = 0
+    for unit in cache_units(root):
+        try:
+            age = now - unit.lstat().st_mtime
+        except OSError:
+            continue
+        if older_than is not None and age < older_than:
+            continue
+        files, size = unit_size(unit)
+        try:
+            if unit.is_dir() and not unit.is_symlink():
+                shutil.rmtree(unit)
+            else:
+                unit.unlink()
+        except OSError:
+            continue  # in use by another run, or not ours to remove: left for next time
+        removed_files += files
+        removed_bytes += size
+    for fingerprint in _children(root / "code"):
+        with contextlib.suppress(OSError):
+            fingerprint.rmdir()  # only when no project is left under it
+    return removed_files, removed_bytes
+
+
+def prune_stale(root: Path) -> None:
+    """Remove units unused for STALE_AFTER_SECONDS, at most once a day (a stamp file says when)."""
+    stamp = root / _PRUNE_STAMP
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY_SECONDS:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        return  # a read-only cache: nothing is added to it either
+    clean(root, older_than=STALE_AFTER_SECONDS)
+
+
+def mark_used(unit: Path) -> None:
+    """Note that `unit` was read now (its mtime), so pruning keeps it."""
+    with contextlib.suppress(OSError):
+        os.utime(unit)
+
+
+def _mark_used_once(unit: Path) -> None:
+    if unit not in _marked:
+        _marked.add(unit)
+        mark_used(unit)

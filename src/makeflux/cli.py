@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("makeflux.commands.explain", "explain"),
     "docs": ("makeflux.commands.docs", "docs"),
     "schemas": ("makeflux.commands.schemas", "schemas"),
+    "cache": ("makeflux.commands.cache_cmd", "cache_group"),
 }
 
 
@@ -188,6 +189,12 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, no_cache: b
     ctx.meta[output.VERBOSITY_KEY] = (
         output.QUIET if quiet else output.VERBOSE if verbose else output.NORMAL
     )
+    if "MAKEFLUX_JOBS" in os.environ:  # checked up front: a bad value stops every command
+        from makeflux import parallel
+
+        jobs = parallel.jobs_description()
+        if jobs is not None:
+            output.detail(f"makeflux: {jobs}")
 
 
 def main() -> None:

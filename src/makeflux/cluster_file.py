@@ -10,6 +10,8 @@ from makeflux.settings import Settings
 CLUSTER_FILE = "cluster.yaml"
 SAMPLE_FILE = "cluster.sample.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
+# The line `init` puts above a value it leaves for the user; `set` removes it with the value set.
+FILL_IN_NOTE = "# FILL IN, no default (the example is not your network's): makeflux set {name}=…"
 
 
 @dataclass(frozen=True)

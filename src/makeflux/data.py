@@ -15,6 +15,7 @@ import yaml
 
 from makeflux.errors import DataError, Problem, display_path
 from makeflux.settings import Settings
+from makeflux.variables import Variable, declared_variables
 from makeflux.yamlsource import yaml_error_problem
 
 
@@ -129,7 +130,8 @@ def _documents(stream: Any, path: Path) -> Iterator[Any]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            _check_size(node, path)
+            if node is not None:  # check_node() said there is one
+                _check_size(node, path)
             yield loader.construct_document(node)
     finally:
         loader.dispose()
@@ -211,13 +213,38 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise DataError(problem) from None
 
 
+class _DuplicateJsonKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: JSON, like YAML, would keep only the last."""
+    value: dict[str, Any] = {}
+    for key, item in pairs:
+        if key in value:
+            raise _DuplicateJsonKey(key)
+        value[key] = item
+    return value
+
+
 def _load_json(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(text, object_pairs_hook=_unique_json_object)
     except json.JSONDecodeError as exc:
         raise DataError(
             Problem(f"invalid JSON: {exc.msg}", display_path(path), exc.lineno, exc.colno)
         ) from None
+    except _DuplicateJsonKey as exc:
+        # The lines, when the key is written just twice (else other objects may use it too).
+        spelled = re.compile(re.escape(json.dumps(exc.key)) + r"\s*:")
+        lines = [text.count("\n", 0, match.start()) + 1 for match in spelled.finditer(text)]
+        first, line = lines if len(lines) == 2 else (None, None)
+        said = f" (first at line {first})" if first else ""
+        message = f"duplicate key {exc.key!r}{said}; remove one of them"
+        raise DataError(Problem(message, display_path(path), line)) from None
     if not isinstance(value, dict):
         raise DataError(
             Problem(f"top level is a {_kind(value)}, not an object", display_path(path))
@@ -267,6 +294,19 @@ def collect_data_files(paths: Iterable[Path]) -> list[Path]:
                     )
                 )
             files.append(path)
+        elif path.name == "-" and not path.exists():
+            raise DataError(
+                "--data -: makeflux does not read data from standard input; save it to a "
+                "file and pass that"
+            )
+        elif path.exists():
+            raise DataError(
+                Problem(
+                    "not a regular file (a pipe, socket or device); makeflux reads data from "
+                    "files: save it to one and name that",
+                    display_path(path),
+                )
+            )
         else:
             raise DataError(
                 Problem(
@@ -275,6 +315,49 @@ def collect_data_files(paths: Iterable[Path]) -> list[Path]:
                 )
             )
     return files
+
+
+def _load_yaml_remembered(path: Path) -> dict[str, Any]:
+    """_load_yaml, with what it read kept in the cache by the file's content: PyYAML's
+    pure-Python reader takes ~50 ms for a few hundred keys, unpickling them well under one.
+
+    Only a file that read without error is kept; the key covers the bytes, this module's source
+    (its loader and limits) and PyYAML's version. A file that changes while it is read is not
+    kept."""
+    from makeflux import cache
+
+    content = path.read_bytes()
+    if not content:
+        return _load_yaml(path)  # the error, every time
+
+    def read() -> dict[str, Any]:
+        value = _load_yaml(path)
+        if path.read_bytes() != content:
+            raise _ChangedWhileRead(value)
+        return value
+
+    try:
+        loaded: dict[str, Any] = cache.memoize_content("data", _reader_version(), content, read)
+    except _ChangedWhileRead as changed:
+        return changed.value
+    return loaded
+
+
+class _ChangedWhileRead(Exception):
+    def __init__(self, value: dict[str, Any]) -> None:
+        super().__init__("changed while read")
+        self.value = value
+
+
+_READER_VERSION: bytes | None = None
+
+
+def _reader_version() -> bytes:
+    global _READER_VERSION
+    if _READER_VERSION is None:
+        source = Path(__file__).read_bytes()
+        _READER_VERSION = f"yaml {yaml.__version__}\0".encode() + source
+    return _READER_VERSION
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -292,6 +375,12 @@ def load_file(path: Path) -> dict[str, Any]:
                     display_path(path),
                 )
             )
+        with path.open("rb") as fp:
+            start = fp.read(4)
+        if start.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise UnicodeDecodeError("utf-8", start, 0, 2, "a UTF-16 or UTF-32 byte-order mark")
+        if loader is _load_yaml:
+            return _load_yaml_remembered(path)
         return loader(path)
     except UnicodeDecodeError:
         raise DataError(
@@ -316,22 +405,45 @@ def set_dotted(data: MutableMapping[str, Any], dotted_key: str, value: Any) -> N
     here[keys[-1]] = value
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """'KEY=VALUE' with VALUE read as a YAML scalar, so true, 90 and 7d get their natural types."""
+_NULL_SPELLINGS = ("", "~", "null", "Null", "NULL")
+
+
+def parse_assignment(
+    text: str, variables: Mapping[str, Variable], command: str = "--set"
+) -> tuple[str, Any]:
+    """'KEY=VALUE' as `--set` and `makeflux set` both read it: VALUE as YAML (true, 90, 7d,
+    [a, b] get their natural types), except that where the schema says KEY is a string, the text
+    stays as written (cluster_name=1234 is a name, not a number). Text YAML cannot read, or reads
+    as nothing ('#ops' is a comment to YAML), is kept as written too."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise DataError(f"--set {text!r}: expected KEY=VALUE, e.g. --set tracing_enabled=true")
+        raise DataError(
+            f"{command} {text!r}: expected KEY=VALUE, e.g. {command} tracing_enabled=true"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if value is None and raw.strip() not in ("", "~", "null", "Null", "NULL"):
-        value = raw  # '#ops' is a comment to YAML, but text to the person typing it
-    if isinstance(value, dict | list):
-        # A flow mapping or list is almost never what a shell user meant; keep it literal.
+    if value is None and raw.strip() not in _NULL_SPELLINGS:
         value = raw
+    declared = variables.get(key)
+    kinds = declared.types if declared is not None else set()
+    if "string" in kinds and not isinstance(value, str):
+        wanted = (
+            (value is None and "null" in kinds)
+            or (isinstance(value, list) and "array" in kinds)
+            or (isinstance(value, dict) and "object" in kinds)
+            or (isinstance(value, bool) and "boolean" in kinds)
+            or (_is_number(value) and kinds & {"integer", "number"})
+        )
+        if not wanted:
+            value = raw
     return key, value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def load_data(
@@ -352,8 +464,10 @@ def load_data(
     for key, value in settings.data_vars.items():
         set_dotted(values, key, value)
     parsed: dict[str, str] = {}
+    overrides = tuple(overrides)
+    variables = declared_variables(settings) if overrides else {}
     for text in overrides:
-        key, value = parse_override(text)
+        key, value = parse_assignment(text, variables)
         set_dotted(values, key, value)
         parsed[key] = text.partition("=")[2]
     packed = _packed(values, origins)

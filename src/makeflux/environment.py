@@ -7,14 +7,16 @@ import importlib.util
 import os
 import sys
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from inspect import signature
+from inspect import Parameter, signature
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import jinja2.ext
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame, generate
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.environment import load_extensions
 
@@ -47,8 +49,38 @@ class MakefluxEnvironment(jinja2.Environment):
     Compiling: only Jinja's own filters and tests run at compile time (see _generate).
     """
 
+    # Called with (name, source, ast, names) for every template compiled, `names` being every
+    # name its code resolves from the context (makeflux.reuse learns what a template depends on
+    # from the compile it needs anyway).
+    parse_hook: Callable[[str | None, str, nodes.Template, set[str]], None] | None = None
+    resolved_names: set[str] | None = None  # filled by _ResolveRecorder while compiling
+
     def make_globals(self, d: Mapping[str, Any] | None) -> dict[str, Any]:  # type: ignore[override]
         return {**self.globals, **d} if d else dict(self.globals)
+
+    def compile(  # type: ignore[override]
+        self,
+        source: str | nodes.Template,
+        name: str | None = None,
+        filename: str | None = None,
+        raw: bool = False,
+        defer_init: bool = False,
+    ) -> Any:
+        hook = self.parse_hook
+        if hook is None or not isinstance(source, str):
+            return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
+        text = source
+        try:
+            ast = self._parse(text, name, filename)
+        except jinja2.TemplateSyntaxError:
+            self.handle_exception(source=text)  # as Environment.compile reports it
+        self.resolved_names = set()
+        try:
+            code = super().compile(ast, name, filename, raw, defer_init)  # type: ignore[call-overload]
+            hook(name, text, ast, self.resolved_names)
+        finally:
+            self.resolved_names = None
+        return code
 
     def _generate(self, source: Any, name: str | None, filename: str | None, defer_init=False):
         """Jinja's code generation, with plugin filters and tests left for render time.
@@ -68,6 +100,78 @@ class MakefluxEnvironment(jinja2.Environment):
             return super()._generate(source, name, filename, defer_init)
         finally:
             self.filters, self.tests = filters, tests
+
+
+class _ResolveRecorder(CodeGenerator):
+    """Jinja's code generator, noting in environment.resolved_names (when set) every name the
+    generated code resolves from the context. Unlike jinja2.meta.find_undeclared_variables it
+    keeps names that are globals: makeflux puts the data in the globals."""
+
+    def enter_frame(self, frame: Frame) -> None:
+        super().enter_frame(frame)
+        sink = getattr(self.environment, "resolved_names", None)
+        if sink is not None:
+            resolve = jinja2.compiler.VAR_LOAD_RESOLVE
+            sink.update(p for action, p in frame.symbols.loads.values() if action == resolve)
+
+
+def _hooks_fit() -> bool:
+    """True when the Jinja internals output reuse hooks into (Environment.compile and _parse,
+    BaseLoader.load, CodeGenerator.enter_frame and a frame's symbol loads) look as in Jinja
+    3.1. Otherwise Jinja is left alone and every template renders on every run."""
+    try:
+        compile_parameters = list(signature(jinja2.Environment.compile).parameters)
+        load_parameters = list(signature(jinja2.BaseLoader.load).parameters)
+    except (TypeError, ValueError):
+        return False
+    return (
+        compile_parameters == ["self", "source", "name", "filename", "raw", "defer_init"]
+        and load_parameters == ["self", "environment", "name", "globals"]
+        and callable(getattr(jinja2.Environment, "_parse", None))
+        and callable(getattr(CodeGenerator, "enter_frame", None))
+        and hasattr(jinja2.compiler, "VAR_LOAD_RESOLVE")
+    )
+
+
+REUSE_HOOKS_FIT = _hooks_fit()
+if REUSE_HOOKS_FIT:
+    MakefluxEnvironment.code_generator_class = _ResolveRecorder
+
+
+def context_names(env: MakefluxEnvironment, ast: nodes.Template) -> set[str]:
+    """Every name the code compiled from `ast` resolves from the context (data included)."""
+    env.resolved_names = set()
+    try:
+        generate(ast, env, "<introspection>", None, optimized=env.optimized)
+        return env.resolved_names
+    finally:
+        env.resolved_names = None
+
+
+class RecordingLoader(jinja2.ChoiceLoader):
+    """jinja2.ChoiceLoader that can report the text of every template it gives out
+    (makeflux.reuse checks a kept output was rendered from the text its key was made of).
+
+    load() is BaseLoader's, which asks self.get_source; ChoiceLoader's own asks each loader's
+    load(), which is the same BaseLoader.load for the DictLoader and FileSystemLoader here."""
+
+    on_source: Callable[[str, str], None] | None = None
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = super().get_source(environment, template)
+        if self.on_source is not None:
+            self.on_source(template, source)
+        return source, filename, uptodate
+
+    def load(
+        self,
+        environment: jinja2.Environment,
+        name: str,
+        globals: MutableMapping[str, Any] | None = None,
+    ) -> jinja2.Template:
+        return jinja2.BaseLoader.load(self, environment, name, globals)
 
 
 def _compile_time_view(functions: dict[str, Any], builtins: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +242,7 @@ def build_environment(
 ) -> JinjaSetup:
     """An Environment configured exactly as makejinja configures it, with plugins loaded."""
     file_inputs = {p.name: p for p in settings.inputs if p.is_file()}
-    loader = jinja2.ChoiceLoader(
+    loader = RecordingLoader(
         [
             jinja2.DictLoader({name: _read_template(p) for name, p in file_inputs.items()}),
             jinja2.FileSystemLoader([str(p) for p in settings.inputs if p.is_dir()]),
@@ -229,6 +333,7 @@ def load_plugin(name: str, env: jinja2.Environment, data: Mapping[str, Any], set
         raise PluginError(
             Problem(f"plugin '{name}' failed while importing: {type(exc).__name__}: {exc}", where)
         ) from None
+    params: Mapping[str, Parameter]
     try:
         params = signature(cls).parameters
     except (TypeError, ValueError):
@@ -334,6 +439,6 @@ def _install_makejinja_shim() -> None:
         except ImportError:
             raise AttributeError(f"module 'makejinja' has no attribute '{name}'") from None
 
-    package.__getattr__ = submodule  # type: ignore[attr-defined]
+    package.__getattr__ = submodule  # type: ignore[attr-defined,method-assign]
     sys.modules["makejinja"] = package
     sys.modules["makejinja.plugin"] = plugin_api

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,31 @@ EXIT_INTERNAL = 3  # a bug in makeflux (or a plugin): never the user's input
 
 
 def display_path(path: Path | str, base: Path | None = None) -> str:
-    """A path as the user would type it: relative to the working directory (or `base`) when
-    below it, else absolute."""
+    """A path as the user would type it: relative to the working directory (or `base`), with
+    `..` for one above it (`../makeflux.toml`); absolute only when the two share nothing but `/`.
+    Links in the path are kept as written: the message is about the name the user knows."""
     path = Path(path)
     try:
-        return path.resolve().relative_to((base or Path.cwd()).resolve()).as_posix()
-    except (ValueError, OSError):
+        here = Path(os.path.abspath(base or Path.cwd()))
+        written = Path(os.path.abspath(path))
+        if not written.is_relative_to(here) and path.resolve().is_relative_to(here.resolve()):
+            written, here = path.resolve(), here.resolve()  # reached through a linked cwd
+    except (OSError, RuntimeError):
         return str(path)
+    if written.is_relative_to(here):
+        return written.relative_to(here).as_posix()
+    if os.path.commonpath([written, here]) == written.anchor:
+        return str(written)
+    return Path(os.path.relpath(written, here)).as_posix()
+
+
+def reason(exc: Exception) -> str:
+    """Why reading failed, without the absolute file name OSError's text carries."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text; save it as UTF-8"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)
 
 
 @dataclass(frozen=True)

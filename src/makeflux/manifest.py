@@ -72,7 +72,9 @@ def scratch_manifest_path(output: Path) -> Path | None:
     except OSError:
         return None
     key = hashlib.sha256(str(output.resolve()).encode()).hexdigest()[:24]
-    return directory / f"{key}.json"
+    path = directory / f"{key}.json"
+    cache.mark_used(path)  # read on every -o DIR run: pruning keeps it while DIR is in use
+    return path
 
 
 def output_label(manifest_file: Path, output: Path) -> str:
@@ -172,7 +174,8 @@ def _valid_digest(digest: str) -> bool:
 def _corrupt(path: Path, reason: str, line: int | None) -> ManifestError:
     return ManifestError(
         Problem(
-            f"{reason}; nothing was changed. Restore it from git (git checkout -- {path.name}), "
+            f"{reason}; nothing was changed. Restore it from git "
+            f"(git checkout -- {_display(path)}), "
             "or run 'makeflux render --force' to rebuild it (that run prunes nothing and "
             "overwrites files that differ)",
             _display(path),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from makeflux import output
 from makeflux.data import LoadedData, load_data
 from makeflux.environment import JinjaSetup, build_environment
+from makeflux.errors import Problem, SettingsError, display_path
 from makeflux.manifest import scratch_manifest_path
 from makeflux.render import RenderedTree, render_tree
 from makeflux.settings import Settings, load_settings
@@ -56,6 +57,7 @@ def load(options: RunOptions) -> Run:
             settings = settings.with_overrides(
                 output=output_dir, manifest=manifest, keep_manifest=manifest is not None
             )
+    _check_output_is_a_directory(settings.output, options.output is not None)
     data_files = None
     if options.data_files is not None:
         data_files = tuple((options.cwd / p).resolve() for p in options.data_files)
@@ -63,6 +65,25 @@ def load(options: RunOptions) -> Run:
     loaded = load_data(settings, options.overrides)
     output.files_in_use(settings, loaded.files)
     return Run(options=options, settings=settings, data=loaded)
+
+
+def _check_output_is_a_directory(output_dir: Path, from_option: bool) -> None:
+    """Stop before anything is rendered when the output (or a directory above it) is a file:
+    writing would fail on the first file, after all the work."""
+    here = output_dir
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if here.is_dir():
+        return
+    where = "--output" if from_option else "'output' in the settings"
+    if here == output_dir:
+        message = f"the output is a file, not a directory; name a directory in {where}"
+    else:
+        message = (
+            f"a file, where the output {display_path(output_dir)} needs a directory; "
+            f"name another directory in {where}"
+        )
+    raise SettingsError(Problem(message, display_path(here)))
 
 
 def validate(run: Run, *, thorough: bool = False) -> Run:

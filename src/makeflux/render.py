@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from makeflux import cache, parallel
+from makeflux import cache, output, parallel, reuse
 from makeflux.environment import JinjaSetup, build_environment
 from makeflux.errors import Problem, SettingsError, TemplateError
 from makeflux.errors import display_path as _display
@@ -156,19 +156,30 @@ def render_tree(
     settings: Settings,
     data: Mapping[str, Any],
     setup: JinjaSetup | None = None,
+    *,
+    reuse_outputs: bool = True,
 ) -> RenderedTree:
-    """Render every template in memory. Raises TemplateError listing every failing template."""
+    """Render every template in memory. Raises TemplateError listing every failing template.
+
+    With `reuse_outputs`, templates whose inputs did not change since the last run take their
+    output from then (makeflux.reuse); without, every template renders."""
     setup = setup or build_environment(settings, data)
+    scope = "\0".join(str(p.resolve()) for p in settings.inputs)
     if setup.env.bytecode_cache is None:
         # Attached once plugins are loaded: the cache key covers the filters and tests they add.
-        scope = "\0".join(str(p.resolve()) for p in settings.inputs)
-        setup.env.bytecode_cache = cache.for_environment(setup.env, scope)
+        # Duck-typed jinja2.BytecodeCache (see cache.CompiledTemplateCache for why).
+        setup.env.bytecode_cache = cache.for_environment(setup.env, scope)  # type: ignore[assignment]
     tree = RenderedTree(root=settings.output)
     problems: list[Problem] = []
     sources = discover_sources(settings, setup)
     _refuse_missing_inputs(settings, sources)
     try:
-        outcomes = render_templates(setup.env, [s for s in sources if s.is_template], settings)
+        outcomes = render_templates(
+            setup.env,
+            [s for s in sources if s.is_template],
+            settings,
+            scope if reuse_outputs else None,
+        )
     finally:
         _finish_cache(setup.env)
     for source in sources:
@@ -227,11 +238,16 @@ def _refuse_missing_inputs(settings: Settings, sources: list[SourceFile]) -> Non
 
 
 def render_templates(
-    env: jinja2.Environment, templates: list[SourceFile], settings: Settings
+    env: jinja2.Environment,
+    templates: list[SourceFile],
+    settings: Settings,
+    scope: str | None = None,
 ) -> dict[str, PackedContent | Problem | None]:
     """Output path → rendered content (packed), None (rendered empty, skipped) or its Problem.
 
-    Uses both cores when the work is big enough to pay for a fork (see makeflux.parallel).
+    With a `scope` (the project), a template whose inputs did not change since the last run
+    takes its output from then (see makeflux.reuse). Uses both cores when the work is big
+    enough to pay for a fork (see makeflux.parallel).
     """
     # Every template reads env.globals in place (no per-template copy of the whole data).
     context = env.globals
@@ -245,7 +261,40 @@ def render_templates(
             return None
         return pack_content(text.encode("utf-8"))  # packed here: in the workers, in parallel
 
-    results = parallel.map_adaptive(outcome, templates, worker_finish=lambda: _finish_cache(env))
+    kept = reuse.for_run(env, settings, scope) if scope is not None else None
+
+    def recording(source: SourceFile) -> tuple[PackedContent | Problem | None, Any]:
+        result = outcome(source)
+        return result, reuse.drain()  # what compiling and loading showed, to the parent
+
+    def render(indexes: list[int]) -> list[PackedContent | Problem | None]:
+        chosen = [templates[i] for i in indexes]
+        finish = lambda: _finish_cache(env)  # noqa: E731
+        if kept is None:
+            return parallel.map_adaptive(outcome, chosen, worker_finish=finish)
+        results = []
+        for result, recorded in parallel.map_adaptive(recording, chosen, worker_finish=finish):
+            kept.learn(recorded)
+            results.append(result)
+        return results
+
+    if kept is not None:
+        reuse.capture(env)
+    try:
+        results = reuse.render_reusing(
+            kept,
+            [source.name for source in templates],
+            lambda name: _file_data(name, settings),
+            render,
+            failed=lambda result: isinstance(result, Problem),
+        )
+    finally:
+        reuse.capture(env, on=False)
+    if kept is not None:
+        output.detail(
+            f"makeflux: {len(templates) - kept.reused} template(s) rendered, {kept.reused} "
+            "unchanged since the last run (their output reused)"
+        )
     return {source.output: result for source, result in zip(templates, results, strict=True)}
 
 

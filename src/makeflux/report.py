@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from makeflux import output
+from makeflux import gitdiff, output
 from makeflux.errors import Problem
 from makeflux.errors import display_path as display
 from makeflux.sync import CREATE, DELETE, ENCRYPTED, RECREATE, UNCHANGED, UPDATE, Plan
@@ -171,18 +170,7 @@ def unified_diff(path: Path, new: bytes, label: str) -> str:
         return f"Binary files a/{label} and b/{label} differ\n"
     except OSError as exc:
         return f"(cannot read {label}: {exc.strerror})\n"
-    lines = difflib.unified_diff(
-        old_text.splitlines(keepends=True),
-        new_text.splitlines(keepends=True),
-        fromfile=f"a/{label}",
-        tofile=f"b/{label}",
-    )
-    out = []
-    for line in lines:
-        if not line.endswith("\n"):
-            line += "\n\\ No newline at end of file\n"
-        out.append(line)
-    return "".join(out)
+    return gitdiff.unified_diff(old_text, new_text, f"a/{label}", f"b/{label}")
 
 
 def first_changed_line(change: Change) -> int:

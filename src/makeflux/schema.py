@@ -11,6 +11,7 @@ import copy
 import hashlib
 import importlib.util
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -208,7 +209,7 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
         _raise_unusable(schema, path, exc)
     instance, key_problems = _json_view(data.values, ())
     verdict = None if problems or key_problems else _verdict_file(schema_text, instance)
-    if verdict is not None and not thorough and verdict.exists():
+    if verdict is not None and not thorough and _recall(verdict):
         return  # this schema already accepted exactly this data
     if thorough:
         check_schema(schema, path)
@@ -288,6 +289,15 @@ def _jsonschema_fingerprint() -> str:
 def _typed_repr(value: Any) -> str:
     # Dates, sets …: not JSON, and never equal to a string the user wrote.
     return f"\0{type(value).__name__}:{value!r}"
+
+
+def _recall(verdict: Path) -> bool:
+    """True when the verdict is remembered; marks it used (its mtime), so pruning keeps it."""
+    try:
+        os.utime(verdict)
+    except OSError:
+        return False
+    return True
 
 
 def _remember(verdict: Path) -> None:
@@ -441,7 +451,7 @@ def _findings(error: JsonSchemaError, root: Mapping[str, Any], instance: Any) ->
                 + _described(_property_schema(error.schema, missing, root)),
                 at_value=False,
             )
-            for missing in error.validator_value
+            for missing in _expected(error)
             if isinstance(value, Mapping) and missing not in value
         ]
     if keyword == "dependentRequired":
@@ -452,8 +462,8 @@ def _findings(error: JsonSchemaError, root: Mapping[str, Any], instance: Any) ->
 def _describe(error: JsonSchemaError, root: Mapping[str, Any]) -> str:
     """What is wrong with the value, and what would be right."""
     keyword = error.validator
-    expected = error.validator_value
-    value = error.instance
+    expected = _expected(error)
+    value: Any = error.instance
     shown = _show(value)
     subschema = error.schema if isinstance(error.schema, Mapping) else {}
     if keyword == "type":
@@ -516,9 +526,16 @@ def _type_message(value: Any, expected: Any, root: Mapping[str, Any], error: Any
         return text
     if isinstance(value, dict | list):
         return f"is {_article(_kind(value))}; expected {wanted}"
+    if isinstance(value, bytes):
+        text = f"is binary data (a !!binary value); expected {wanted}"
+        try:
+            decoded = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return text + "; write the value itself instead"
+        return text + f"; write the text itself instead: {_show(decoded)}"
     text = f"{_show(value)} is {_article(_kind(value))}; expected {wanted}"
     if "string" in types and not isinstance(value, dict | list):
-        text += f"; quote it to make it a string: '{_show(value)}'"
+        text += f"; quote it to make it a string: {_show(str(_show(value)))}"
     elif isinstance(value, str) and types == ["boolean"]:
         text += "; write true or false without quotes"
     elif (
@@ -574,10 +591,10 @@ def _declared_names(schema: Any, root: Mapping[str, Any], depth: int = 0) -> lis
 
 def _dependent_required_findings(error: JsonSchemaError, path: KeyPath) -> list[Finding]:
     value = error.instance
-    findings = []
+    findings: list[Finding] = []
     if not isinstance(value, Mapping):
         return findings
-    for trigger, needed in error.validator_value.items():
+    for trigger, needed in _expected(error).items():
         if trigger not in value:
             continue
         for name in needed:
@@ -644,7 +661,7 @@ def _cross_field_findings(error: JsonSchemaError, rule: _Rule, instance: Any) ->
         condition, keys = _condition_words(rule.schema["if"], holder, negate=rule.kind == "else")
         triggers += [(*object_path, key) for key in keys]
     if error.validator == "required":
-        missing = [n for n in error.validator_value if isinstance(holder, Mapping)]
+        missing = [n for n in _expected(error) if isinstance(holder, Mapping)]
         missing = [n for n in missing if n not in holder]
         target_path = (*object_path, missing[0]) if missing else target_path
         requirement = f"{_dotted(target_path)} to be set"
@@ -713,7 +730,7 @@ def _alternatives(error: JsonSchemaError, root: Mapping[str, Any] | None) -> str
 
 def _expectation(error: JsonSchemaError, root: Mapping[str, Any] | None) -> str:
     """What one failing keyword wanted, as a noun phrase."""
-    expected = error.validator_value
+    expected = _expected(error)
     words = {"minimum": "at least", "maximum": "at most"}
     words |= {"exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
     if error.validator == "type":
@@ -736,7 +753,7 @@ def _expectation(error: JsonSchemaError, root: Mapping[str, Any] | None) -> str:
 
 def _requirement_words(error: JsonSchemaError, target: KeyPath) -> str:
     name = _dotted(target)
-    expected = error.validator_value
+    expected = _expected(error)
     if error.validator == "const":
         return f"{name}: {_show(expected)}"
     if error.validator == "enum":
@@ -974,7 +991,9 @@ def _closest(word: str, choices: list[str]) -> str | None:
 
 def _described(schema: Any) -> str:
     if isinstance(schema, Mapping) and isinstance(schema.get("description"), str):
-        return f" ({schema['description'].rstrip('.')})"
+        from makeflux.variables import first_sentence
+
+        return f" ({first_sentence(schema['description'].strip()).rstrip('.')})"
     return ""
 
 
@@ -1065,3 +1084,9 @@ def _value_at(instance: Any, path: KeyPath) -> Any:
 def _json_pointer(path: Iterable[Any]) -> str:
     steps = [str(p) for p in path]
     return "/" + "/".join(steps) if steps else "the top level"
+
+
+def _expected(error: JsonSchemaError) -> Any:
+    """The schema keyword's value: what the failed keyword expected (`Unset` only for errors
+    jsonschema builds by hand, which validation never yields)."""
+    return error.validator_value

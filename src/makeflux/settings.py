@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from makeflux.errors import Problem, SettingsError, display_path
+from makeflux.errors import Problem, SettingsError, display_path, reason
 
 MAKEFLUX_FILE = "makeflux.toml"
 MAKEJINJA_FILE = "makejinja.toml"
@@ -100,26 +100,46 @@ class Settings:
 
 
 def find_settings_file(cwd: Path, explicit: Path | None) -> Path | None:
-    """The settings file for this run: --config, else makeflux.toml, else makejinja.toml."""
+    """The settings file for this run: --config, else makeflux.toml, else makejinja.toml, in
+    `cwd` or the nearest parent directory that has one, up to the repository root (as git and
+    task look for theirs)."""
     if explicit is not None:
         if not explicit.is_file():
             raise SettingsError(
                 Problem("settings file not found; check the --config path", display_path(explicit))
             )
         return explicit
-    for name in (MAKEFLUX_FILE, MAKEJINJA_FILE):
-        candidate = cwd / name
-        if candidate.is_file():
-            return candidate
+    for directory in search_directories(cwd):
+        for name in (MAKEFLUX_FILE, MAKEJINJA_FILE):
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
     return None
+
+
+def search_directories(cwd: Path) -> list[Path]:
+    """`cwd` and its parents up to the root of the git repository holding it; only `cwd` outside
+    a repository, where a parent's settings file would belong to some other project."""
+    here = cwd.absolute()
+    chain = [here, *here.parents]
+    for index, directory in enumerate(chain):
+        if (directory / ".git").exists():
+            return chain[: index + 1]
+    return [here]
 
 
 def load_settings(cwd: Path, explicit: Path | None = None) -> Settings:
     """Read the settings file that applies in `cwd` (or `explicit`) into a Settings object."""
     path = find_settings_file(cwd, explicit)
     if path is None:
+        searched = search_directories(cwd)
+        where = (
+            display_path(cwd)
+            if len(searched) == 1
+            else (f"{display_path(cwd)} or its parents up to {display_path(searched[-1])}")
+        )
         raise SettingsError(
-            f"no {MAKEFLUX_FILE} or {MAKEJINJA_FILE} in {cwd}; "
+            f"no {MAKEFLUX_FILE} or {MAKEJINJA_FILE} in {where}; "
             "create one (see README: Settings) or pass --config PATH"
         )
     try:
@@ -135,7 +155,7 @@ def load_settings(cwd: Path, explicit: Path | None = None) -> Settings:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(
-            Problem(f"cannot read settings file: {exc}", display_path(path))
+            Problem(f"cannot read settings file: {reason(exc)}", display_path(path))
         ) from None
     flavor = "makejinja" if path.name == MAKEJINJA_FILE and explicit is None else None
     if flavor is None:
@@ -213,6 +233,11 @@ def settings_from_table(
         rewritten_patterns=tuple(reader.str_list("rewritten_patterns", default=["*.sops.*"])),
     )
     _check_delimiters(reader, settings.delimiter)
+    if settings.manifest is not None and (not settings.manifest.name or settings.manifest.is_dir()):
+        reader.problem(
+            f"'manifest' names a directory ({reader.table.get('manifest')!r}); it must name a "
+            'file, e.g. manifest = ".makeflux-manifest.json"'
+        )
     reader.reject_unknown()
     reader.raise_problems()
     return settings

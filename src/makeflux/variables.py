@@ -3,17 +3,19 @@ it takes part in, and which templates use it. `explain` and `docs` print this.""
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-from jinja2 import meta
-
-from makeflux.errors import Problem, SchemaError, SettingsError
+from makeflux.errors import Problem, SchemaError, SettingsError, display_path, reason
 from makeflux.settings import Settings
+
+if TYPE_CHECKING:  # jinja2 is needed only to find which templates use a variable
+    import jinja2
 
 _MISSING: Any = object()
 
@@ -47,6 +49,16 @@ class Variable:
         return self.schema.get("default")
 
     @property
+    def types(self) -> set[str]:
+        """The JSON types the schema declares for it (empty: any)."""
+        kind = self.schema.get("type")
+        if isinstance(kind, str):
+            return {kind}
+        if isinstance(kind, list):
+            return {str(k) for k in kind}
+        return set()
+
+    @property
     def type_text(self) -> str:
         return type_text(self.schema)
 
@@ -71,7 +83,7 @@ class SchemaInfo:
 def load_schema_info(settings: Settings) -> SchemaInfo:
     """Read the settings' schema; no schema configured is a SettingsError saying how to add one."""
     if settings.schema is None:
-        where = str(settings.source) if settings.source else None
+        where = display_path(settings.source) if settings.source else None
         raise SettingsError(
             Problem(
                 "no 'schema' in the settings, so makeflux knows no variables; add "
@@ -84,19 +96,33 @@ def load_schema_info(settings: Settings) -> SchemaInfo:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SchemaError(
-            Problem("schema file not found; fix 'schema' in the settings", str(path))
+            Problem("schema file not found; fix 'schema' in the settings", display_path(path))
         ) from None
     except json.JSONDecodeError as exc:
         raise SchemaError(
-            Problem(f"schema is not valid JSON: {exc.msg}", str(path), exc.lineno, exc.colno)
+            Problem(
+                f"schema is not valid JSON: {exc.msg}", display_path(path), exc.lineno, exc.colno
+            )
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SchemaError(Problem(f"cannot read schema: {exc}", str(path))) from None
+        problem = Problem(f"cannot read schema: {reason(exc)}", display_path(path))
+        raise SchemaError(problem) from None
     if not isinstance(schema, dict):
-        raise SchemaError(Problem("schema must be a JSON object", str(path)))
+        raise SchemaError(Problem("schema must be a JSON object", display_path(path)))
     return SchemaInfo(
         path=path, schema=schema, variables=walk_variables(schema), rules=schema_rules(schema)
     )
+
+
+def declared_variables(settings: Settings) -> dict[str, Variable]:
+    """The schema's variables, or none when there is no schema or it cannot be read (the run's
+    validation reports that, with its place)."""
+    if settings.schema is None:
+        return {}
+    try:
+        return load_schema_info(settings).variables
+    except (SchemaError, RecursionError, AttributeError, TypeError):
+        return {}
 
 
 def resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -299,6 +325,12 @@ def _json_type(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
+def first_sentence(text: str) -> str:
+    """The first sentence of a description, on one line."""
+    match = re.match(r"(.+?[.!?])(\s|$)", text, re.S)
+    return (match.group(1) if match else text).replace("\n", " ")
+
+
 def format_value(value: Any) -> str:
     """A value the way cluster.yaml would spell it: true, 90, 7d, [a, b]."""
     if isinstance(value, bool):
@@ -330,6 +362,8 @@ def template_usage(
     settings: Settings, env: jinja2.Environment | None = None
 ) -> dict[str, list[str]]:
     """Top-level variable name → the templates (paths relative to the project) that read it."""
+    from jinja2 import TemplateSyntaxError
+
     from makeflux import cache
     from makeflux.render import discover_sources
 
@@ -346,9 +380,9 @@ def template_usage(
                 "explain-template-variables-1",
                 source.name,
                 text,
-                lambda text=text: sorted(meta.find_undeclared_variables(env.parse(text))),
+                functools.partial(_undeclared_names, env, text),
             )
-        except (OSError, UnicodeDecodeError, jinja2.TemplateSyntaxError):
+        except (OSError, UnicodeDecodeError, TemplateSyntaxError):
             continue  # render reports these with file and line; explain only lists usage
         shown = _relative(source.path, settings.base_dir)
         for name in names:
@@ -358,6 +392,8 @@ def template_usage(
 
 def parse_environment(settings: Settings) -> jinja2.Environment:
     """An environment with the project's delimiters and extensions, for parsing only."""
+    import jinja2
+
     from makeflux.environment import syntax_options
 
     try:
@@ -372,3 +408,9 @@ def _relative(path: Path, base: Path) -> str:
         return path.relative_to(base).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def _undeclared_names(env: jinja2.Environment, text: str) -> list[str]:
+    from jinja2 import meta
+
+    return sorted(meta.find_undeclared_variables(env.parse(text)))

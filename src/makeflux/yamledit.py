@@ -18,6 +18,7 @@ from ruamel.yaml.scalarstring import (
 )
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from makeflux.cluster_file import FILL_IN_NOTE
 from makeflux.errors import DataError, Problem
 
 _STRING_STYLES = (DoubleQuotedScalarString, SingleQuotedScalarString, LiteralScalarString)
@@ -94,8 +95,10 @@ def _styled_like(old: Any, new: Any) -> Any:
 
 
 def _uncomment(text: str, key: str, yaml: YAML, value: Any) -> str | None:
-    """Replace the sample's single `# key: value` line by `key: new`, when there is exactly one."""
-    if isinstance(value, list | dict):
+    """Replace the sample's single `# key: value` line by `key: new`, when there is exactly one.
+
+    A list replaces a commented flow list (`# addrs: ["a", "b"]`) in flow style."""
+    if isinstance(value, dict):
         return None
     pattern = re.compile(rf"^#[ \t]?{re.escape(key)}[ \t]*:(?:[ \t].*)?$")
     lines = text.splitlines(keepends=True)
@@ -110,6 +113,11 @@ def _uncomment(text: str, key: str, yaml: YAML, value: Any) -> str | None:
         old = commented.get(key) if isinstance(commented, CommentedMap) else None
     except YAMLError:
         old = None
+    if isinstance(value, list):
+        if not isinstance(old, CommentedSeq) or not old.fa.flow_style() or not old:
+            return None
+        value = _styled_like(old, CommentedSeq(value))
+        value.fa.set_flow_style()
     rendered = _dump(_round_tripper(""), {key: _styled_like(old, value)})
     if rendered.startswith("---"):
         rendered = rendered.split("\n", 1)[1]
@@ -117,6 +125,8 @@ def _uncomment(text: str, key: str, yaml: YAML, value: Any) -> str | None:
         return None
     ending = line[len(line.rstrip("\r\n")) :] or "\n"
     lines[hits[0]] = rendered.rstrip("\n") + ending
+    if hits[0] and lines[hits[0] - 1].rstrip("\r\n") == FILL_IN_NOTE.format(name=key):
+        del lines[hits[0] - 1]  # init's note asking for this value: it is filled in now
     return "".join(lines)
 
 

@@ -44,8 +44,8 @@ def check(
     errors, or a secret file in plaintext), 2 on bad input. Writes nothing."""
     options = run_options(config, overrides, data_files, output)
     run = pipeline.lint(pipeline.build(options), enabled=not no_lint)
-    findings = run.findings
-    lint_failed = bool(findings) and report.lint_exit_status(findings) != 0
+    findings = run.findings  # None when lint did not run: the JSON report then has no "lint"
+    lint_failed = bool(findings) and report.lint_exit_status(findings or []) != 0
     the_plan = sync.plan_run(run, ignore_guard=True)
     report.error_lines(the_plan.notes)
     sync.check_mass_prune(the_plan, allowed=allow_mass_prune)

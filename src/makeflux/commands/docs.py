@@ -13,7 +13,13 @@ from makeflux.errors import EXIT_CHANGES
 from makeflux.errors import display_path as display
 from makeflux.settings import load_settings
 from makeflux.sync import file_matches, write_atomic
-from makeflux.variables import SchemaInfo, Variable, format_value, load_schema_info
+from makeflux.variables import (
+    SchemaInfo,
+    Variable,
+    first_sentence,
+    format_value,
+    load_schema_info,
+)
 
 DOCS_FILE = Path("docs") / "variables.md"
 
@@ -67,13 +73,15 @@ def variables_markdown(info: SchemaInfo, schema_name: str) -> str:
     lines += [
         "Set these in `cluster.yaml`: start it with `makeflux init`, change a value with "
         "`makeflux set KEY=VALUE`, and see a value's meaning and the templates that use it "
-        "with `makeflux explain KEY`. A variable you leave out takes its default.",
+        "with `makeflux explain KEY`. A variable you leave out takes its default; one with "
+        "none (required) describes your own network, and `makeflux validate` names it "
+        "until it is set.",
         "",
         "| Variable | Type | Default | Description |",
         "| --- | --- | --- | --- |",
     ]
     for variable in info.variables.values():
-        summary = _text(_first_sentence(variable.description))
+        summary = _text(first_sentence(variable.description))
         lines.append(
             f"| [`{variable.name}`](#{_anchor(variable.name)}) | {_cell(variable.type_text)} | "
             f"{_cell(_default_text(variable))} | {_cell(summary)} |"
@@ -100,7 +108,7 @@ def variables_markdown(info: SchemaInfo, schema_name: str) -> str:
 
 def _default_text(variable: Variable) -> str:
     if not variable.has_default:
-        return "none"
+        return "none (required)" if variable.required else "none"
     return _code(format_value(variable.default))
 
 
@@ -119,11 +127,6 @@ def _code_spans(constraint: str) -> str:
                 return lead + _code(rest)
             return lead + ", ".join(_code(part) for part in rest.split(", "))
     return constraint
-
-
-def _first_sentence(text: str) -> str:
-    match = re.match(r"(.+?[.!?])(\s|$)", text, re.S)
-    return (match.group(1) if match else text).replace("\n", " ")
 
 
 def _text(text: str) -> str:

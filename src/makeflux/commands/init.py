@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import click
 
 from makeflux import output
-from makeflux.cluster_file import locate
+from makeflux.cluster_file import FILL_IN_NOTE, locate
 from makeflux.commands.common import config_option
 from makeflux.errors import DataError, Problem
 from makeflux.errors import display_path as display
-from makeflux.settings import load_settings
+from makeflux.settings import Settings, load_settings
+from makeflux.variables import load_schema_info
 
 
 @click.command("init")
@@ -31,6 +33,14 @@ def init(config: Path | None) -> None:
                 display(target),
             )
         )
+    if target.is_symlink():  # exists() is False for a link to nothing
+        raise DataError(
+            Problem(
+                f"a link to {os.readlink(target)!r}, which does not exist; makeflux init does "
+                "not write through links: remove the link, or create the file it points to",
+                display(target),
+            )
+        )
     if not sample.is_file():
         raise DataError(
             Problem(
@@ -40,14 +50,55 @@ def init(config: Path | None) -> None:
             )
         )
     output.detail(f"makeflux: settings {display(settings.source or settings.base_dir)}")
-    if not _create_exclusive(target, sample.read_bytes()):
+    required = _required_without_default(settings)
+    content = _leave_for_the_user(sample.read_bytes(), required)
+    if not _create_exclusive(target, content):
         raise DataError(
             Problem("appeared while makeflux init ran; left it untouched", display(target))
         )
+    if required:
+        to_fill = " ".join(f"{name}=…" for name in required)
+        output.info(
+            f"makeflux: created {display(target)} from {display(sample)}; set your network's "
+            f"values, which have no default ('makeflux set {to_fill}'), then run 'task configure'"
+        )
+        return
     output.info(
         f"makeflux: created {display(target)} from {display(sample)}; edit it "
         "(or 'makeflux set KEY=VALUE'), then run 'task configure'"
     )
+
+
+def _required_without_default(settings: Settings) -> list[str]:
+    """Top-level variables the schema requires and gives no default: the user's own values."""
+    if settings.schema is None:
+        return []
+    variables = load_schema_info(settings).variables.values()
+    return [v.name for v in variables if v.required and not v.has_default and "." not in v.name]
+
+
+def _leave_for_the_user(sample: bytes, names: list[str]) -> bytes:
+    """The sample with each of `names` commented out under a line saying to fill it in.
+
+    The sample's values are examples of someone else's network; copied as they are, they would
+    validate and be deployed. `makeflux set NAME=VALUE` uncomments the line in place."""
+    try:
+        lines = sample.decode("utf-8").splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return sample  # validate reports a file that is not UTF-8
+    for name in names:
+        start = next(
+            (i for i, line in enumerate(lines) if re.match(rf"{re.escape(name)}[ \t]*:", line)),
+            None,
+        )
+        if start is None:
+            continue
+        end = start + 1
+        while end < len(lines) and lines[end][:1] in (" ", "\t", "-") and lines[end].strip():
+            end += 1  # the value's own lines (a block list or mapping)
+        note = FILL_IN_NOTE.format(name=name) + "\n"
+        lines[start:end] = [note, *(f"# {line}" for line in lines[start:end])]
+    return "".join(lines).encode("utf-8")
 
 
 def _create_exclusive(target: Path, content: bytes) -> bool:

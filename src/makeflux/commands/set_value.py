@@ -7,20 +7,18 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
 from makeflux import lock, output, pipeline
 from makeflux.cluster_file import locate
 from makeflux.commands.common import config_option
-from makeflux.data import parse_override
+from makeflux.data import parse_assignment
 from makeflux.errors import DataError, MakefluxError, Problem
 from makeflux.errors import display_path as display
 from makeflux.pipeline import RunOptions
 from makeflux.settings import Settings, load_settings
-from makeflux.variables import Variable, format_value, load_schema_info
+from makeflux.variables import declared_variables, format_value
 
 
 @click.command("set")
@@ -47,8 +45,11 @@ def set_command(assignments: tuple[str, ...], config: Path | None, data_file: Pa
 
 
 def _set_values(settings: Settings, assignments: tuple[str, ...], data_file: Path | None) -> None:
-    target = (Path.cwd() / data_file).resolve() if data_file else locate(settings).data_file
-    shown = display(target)
+    named = Path.cwd() / data_file if data_file else locate(settings).data_file
+    shown = display(named)
+    # A linked cluster.yaml (kept in another repository, say) is edited where it really is:
+    # replacing the link with a file would leave the real one unchanged.
+    target = named.resolve()
     if not target.is_file():
         raise DataError(
             Problem("not found; run 'makeflux init' to start it from the sample", shown)
@@ -61,67 +62,21 @@ def _set_values(settings: Settings, assignments: tuple[str, ...], data_file: Pat
     # ruamel.yaml is slow to import: only `set` pays for it, not every makeflux command.
     from makeflux.yamledit import set_value
 
-    variables = _declared_variables(settings)
+    variables = declared_variables(settings)
     changes: list[str] = []
     for assignment in assignments:
-        key, value = _parse_assignment(assignment, variables)
+        key, value = parse_assignment(assignment, variables, "makeflux set")
         text = set_value(text, key, value, shown)
         changes.append(f"{key}={format_value(value)}")
     new_content = text.encode("utf-8")
     if new_content == original:
         output.info(f"makeflux: {shown} already has {', '.join(changes)}; nothing to change")
         return
-    _validate_and_replace(settings, target, new_content)
+    _validate_and_replace(settings, target, new_content, shown)
     output.info(f"makeflux: {shown}: set {', '.join(changes)}")
 
 
-def _declared_variables(settings: Settings) -> dict[str, Variable]:
-    if settings.schema is None:
-        return {}
-    return load_schema_info(settings).variables
-
-
-def _parse_assignment(text: str, variables: dict[str, Variable]) -> tuple[str, Any]:
-    """KEY=VALUE with VALUE read as YAML, then fitted to the schema's type for KEY."""
-    try:
-        key, value = parse_override(text)
-    except DataError:
-        raise DataError(
-            f"makeflux set {text!r}: expected KEY=VALUE, e.g. makeflux set tracing_enabled=true"
-        ) from None
-    raw = text.partition("=")[2]
-    declared = variables.get(key)
-    kinds = _schema_types(declared)
-    if value is None and raw.strip() not in ("", "~", "null", "Null", "NULL"):
-        value = raw  # '#alerts' reads as a YAML comment; the user meant the text
-    is_scalar = not isinstance(value, str | list | dict)
-    if "string" in kinds and is_scalar and (value is not None or "null" not in kinds):
-        value = raw  # cluster_name=1234 is a name, not a number
-    if isinstance(value, str) and kinds & {"array", "object"}:
-        try:
-            parsed = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            parsed = None
-        wanted = (isinstance(parsed, list) and "array" in kinds) or (
-            isinstance(parsed, dict) and "object" in kinds
-        )
-        if wanted:
-            value = parsed
-    return key, value
-
-
-def _schema_types(variable: Variable | None) -> set[str]:
-    if variable is None:
-        return set()
-    kind = variable.schema.get("type")
-    if isinstance(kind, str):
-        return {kind}
-    if isinstance(kind, list):
-        return {str(k) for k in kind}
-    return set()
-
-
-def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> None:
+def _validate_and_replace(settings: Settings, target: Path, content: bytes, shown: str) -> None:
     """Validate `content` as the new cluster.yaml; only if it passes, rename it into place."""
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
@@ -130,16 +85,16 @@ def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> N
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(content)
-        data_files = tuple(tmp if path == target else path for path in settings.data)
+        data_files = tuple(tmp if path.resolve() == target else path for path in settings.data)
         if tmp not in data_files:
             data_files = (*data_files, tmp)
         options = RunOptions(cwd=Path.cwd(), config=settings.source, data_files=data_files)
         try:
             pipeline.validate(pipeline.load(options))
         except MakefluxError as exc:
-            problems = [_renamed(problem, tmp, target) for problem in exc.problems]
+            problems = [_renamed(problem, tmp, shown) for problem in exc.problems]
             problems.append(
-                Problem("not changed; fix the value and run 'makeflux set' again", display(target))
+                Problem("not changed; fix the value and run 'makeflux set' again", shown)
             )
             raise type(exc)(problems) from None
         shutil.copymode(target, tmp)
@@ -148,10 +103,10 @@ def _validate_and_replace(settings: Settings, target: Path, content: bytes) -> N
         tmp.unlink(missing_ok=True)
 
 
-def _renamed(problem: Problem, tmp: Path, target: Path) -> Problem:
+def _renamed(problem: Problem, tmp: Path, shown: str) -> Problem:
     """Problems found in the temporary candidate file, told about cluster.yaml instead."""
     if problem.path is not None and Path(problem.path).name == tmp.name:
-        return replace(problem, path=display(target))
+        return replace(problem, path=shown)
     if problem.path is None or tmp.name not in problem.message:
         return problem
-    return replace(problem, message=problem.message.replace(str(tmp), display(target)))
+    return replace(problem, message=problem.message.replace(str(tmp), shown))

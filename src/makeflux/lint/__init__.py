@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from makeflux.errors import MakefluxError, Problem, SettingsError, display_path
+from makeflux.errors import MakefluxError, Problem, SettingsError, display_path, reason
 from makeflux.lint.apischema import check_schemas
 from makeflux.lint.config import LintConfig, lint_config
 from makeflux.lint.findings import (
@@ -138,7 +138,7 @@ def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
 
 
 def config_from_settings(settings: Settings) -> LintConfig:
-    where = str(settings.source) if settings.source else "settings"
+    where = display_path(settings.source) if settings.source else "settings"
     return lint_config(settings.lint, where, settings.base_dir, tuple(settings.rewritten_patterns))
 
 
@@ -180,7 +180,8 @@ def lint_templates(
         try:
             schema = schema_variables(settings.schema)
         except (OSError, ValueError) as exc:
-            raise SettingsError(Problem(f"cannot read the schema: {exc}", schema_shown)) from None
+            problem = Problem(f"cannot read the schema: {reason(exc)}", schema_shown)
+            raise SettingsError(problem) from None
     findings = check_templates(
         parse_env, sources, schema=schema, schema_shown=schema_shown, provided=provided
     )
@@ -203,7 +204,9 @@ def read_directory(root: Path) -> dict[str, bytes]:
                 files[relative] = path.read_bytes()
             except OSError as exc:
                 raise MakefluxError(
-                    Problem(f"cannot read: {exc.strerror}; check its permissions", str(path))
+                    Problem(
+                        f"cannot read: {exc.strerror}; check its permissions", display_path(path)
+                    )
                 ) from None
     return files
 

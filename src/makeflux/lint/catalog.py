@@ -115,9 +115,10 @@ def strict(schema: Any, *, structural: bool = True) -> Any:
 
 def crd_schemas(document: Any, where: str) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(group, kind, version, strict schema) for every served version of a CRD document."""
-    spec = document.get("spec") if isinstance(document, dict) else None
-    names = spec.get("names") if isinstance(spec, dict) else None
-    group = spec.get("group") if isinstance(spec, dict) else None
+    found_spec = document.get("spec") if isinstance(document, dict) else None
+    spec: dict[str, Any] = found_spec if isinstance(found_spec, dict) else {}
+    names = spec.get("names")
+    group = spec.get("group")
     kind = names.get("kind") if isinstance(names, dict) else None
     if not isinstance(group, str) or not isinstance(kind, str):
         raise MakefluxError(

@@ -13,6 +13,9 @@ from makeflux.lint.findings import RULES
 DEFAULT_ROOTS = ("kubernetes/flux",)
 DEFAULT_MANIFEST_DIRS = ("kubernetes",)
 DEFAULT_KUBERNETES_VERSION = "1.35"
+# The GitRepository `flux bootstrap` creates in the cluster, never in the tree: every Flux
+# repository relies on it. Nothing else is assumed to exist.
+DEFAULT_EXTERNALS = ("GitRepository flux-system/flux-system",)
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,9 @@ class LintConfig:
 
     disabled: frozenset[str] = frozenset()
     # (kind, namespace, name) of objects that exist in the cluster but not in the tree
-    externals: frozenset[tuple[str, str, str]] = frozenset()
+    externals: frozenset[tuple[str, str, str]] = frozenset(
+        {("GitRepository", "flux-system", "flux-system")}
+    )
     # post-build substitution variables provided from outside (e.g. by a Secret's keys)
     variables: frozenset[str] = frozenset()
     # files or directories whose Flux Kustomizations are applied by bootstrap
@@ -78,7 +83,8 @@ def lint_config(
                     f"unknown key '{key}' in [makeflux.lint]; known keys: {', '.join(_KEYS)}", where
                 )
             )
-    for rule in strings("disable"):
+    disabled = strings("disable")  # read once: a bad value is one problem, said once
+    for rule in disabled:
         if rule not in RULES:
             problems.append(
                 Problem(
@@ -87,7 +93,7 @@ def lint_config(
                 )
             )
     externals: set[tuple[str, str, str]] = set()
-    for text in strings("externals"):
+    for text in strings("externals", DEFAULT_EXTERNALS):
         kind, _, ref = text.strip().partition(" ")
         namespace, slash, name = ref.strip().partition("/")
         if not kind or not slash or not namespace or not name or " " in name:
@@ -124,7 +130,7 @@ def lint_config(
                 )
             )
     config = LintConfig(
-        disabled=frozenset(strings("disable")),
+        disabled=frozenset(disabled),
         externals=frozenset(externals),
         variables=frozenset(strings("variables")),
         roots=tuple(r.strip("/").removeprefix("./") for r in strings("roots", DEFAULT_ROOTS)),

@@ -134,7 +134,7 @@ def _kustomization(
     findings.extend(_dependencies_resolve(index, placement, FLUX_KUSTOMIZE, "Kustomization"))
     source = doc.spec.get("sourceRef")
     if isinstance(source, dict) and isinstance(source.get("name"), str):
-        kind = source.get("kind") if isinstance(source.get("kind"), str) else "GitRepository"
+        kind = source["kind"] if isinstance(source.get("kind"), str) else "GitRepository"
         namespace = source.get("namespace") or placement.namespace
         if not index.find(kind, namespace, source["name"]) and not config.is_external(
             kind, namespace, source["name"]
@@ -332,7 +332,7 @@ def _substitution(
     for position, ref in enumerate(sources if isinstance(sources, list) else []):
         if not isinstance(ref, dict) or not isinstance(ref.get("name"), str):
             continue
-        kind = ref.get("kind") if isinstance(ref.get("kind"), str) else "ConfigMap"
+        kind = ref["kind"] if isinstance(ref.get("kind"), str) else "ConfigMap"
         name = ref["name"]
         found = index.find(kind, placement.namespace, name)
         for source in found:

@@ -3,6 +3,7 @@ comments that run across lines (a comment closed with the wrong delimiter)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -94,7 +95,7 @@ def check_templates(
             "lint-template-variables-2",
             template.name,
             template.text,
-            lambda template=template: variable_facts(env, template),
+            functools.partial(variable_facts, env, template),
         )
         for template in templates
     }
@@ -151,16 +152,18 @@ def variable_facts(env: jinja2.Environment, template: TemplateSource) -> dict[st
         return {"free": {}, "assigned": [], "includes": []}
     names = meta.find_undeclared_variables(ast)
     lines: dict[str, int] = {}
-    for node in ast.find_all(nodes.Name):
-        if node.name in names and node.ctx == "load":
-            lines[node.name] = min(lines.get(node.name, node.lineno), node.lineno)
+    for name_node in ast.find_all(nodes.Name):
+        if name_node.name in names and name_node.ctx == "load":
+            lines[name_node.name] = min(
+                lines.get(name_node.name, name_node.lineno), name_node.lineno
+            )
     assigned = {n.name for n in ast.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for node in ast.find_all((nodes.Import, nodes.FromImport, nodes.Macro)):
         if isinstance(node, nodes.Import):
             assigned.add(node.target)
         elif isinstance(node, nodes.Macro):
             assigned.add(node.name)
-        else:
+        elif isinstance(node, nodes.FromImport):
             assigned.update(n[1] if isinstance(n, tuple) else n for n in node.names)
     includes: set[str] = set()
     for include in ast.find_all(nodes.Include):
