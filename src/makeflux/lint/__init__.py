@@ -95,8 +95,6 @@ def run(pipeline_run: Run) -> list[Finding]:
 def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
     """Each finding in a rendered file, with the template and line that produced its line;
     a copied file's source is named at the same line."""
-    from makeflux.lint.origins import marking_environment, template_origins
-
     tree, settings = pipeline_run.tree, pipeline_run.settings
     assert tree is not None and pipeline_run.setup is not None
     env = pipeline_run.setup.env
@@ -113,6 +111,8 @@ def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
             named.append(replace(finding, template=shown, template_line=finding.line))
             continue
         if finding.path not in traced:
+            from makeflux.lint.origins import marking_environment, template_origins
+
             rendered = tree.files[finding.path].decode("utf-8", "replace")
             marking = marking or marking_environment(env)
             traced[finding.path] = template_origins(

@@ -13,7 +13,6 @@ Schemas are read when a kind is first met, and one Validator per kind serves the
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any
 import yaml
 
 from makeflux.errors import MakefluxError, Problem
-from makeflux.lint.config import DEFAULT_KUBERNETES_VERSION
+from makeflux.lint.config import DEFAULT_KUBERNETES_VERSION, kubernetes_schemas_dir
 from makeflux.lint.openapi import Validator
 
 BUILTIN_DIR = Path(__file__).parent / "schemas"
@@ -206,26 +205,6 @@ def _read_schema_file(path: Path) -> dict[str, Any]:
     if not isinstance(schema, dict):
         raise MakefluxError(Problem("a schema file must hold a JSON object", str(path)))
     return schema
-
-
-@cache
-def kubernetes_schemas_dir(version: str) -> Path | None:
-    spec = importlib.util.find_spec("kubernetes_validate")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    base = Path(next(iter(spec.submodule_search_locations))) / "kubernetes-json-schema"
-    directory = base / f"v{version}.0-local-strict"
-    return directory if directory.is_dir() else None
-
-
-def kubernetes_versions() -> list[str]:
-    base = kubernetes_schemas_dir(DEFAULT_KUBERNETES_VERSION)
-    if base is None:
-        return []
-    names = (p.name for p in base.parent.glob("v*-local-strict"))
-    return sorted(
-        (n[1:].split(".0-local")[0] for n in names), key=lambda v: tuple(map(int, v.split(".")))
-    )
 
 
 @cache

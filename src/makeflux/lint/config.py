@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +109,7 @@ def lint_config(
             continue
         externals.add((kind, namespace, name))
     kubernetes_version = table.get("kubernetes_version", DEFAULT_KUBERNETES_VERSION)
-    known_versions = _kubernetes_versions() if "kubernetes_version" in table else []
+    known_versions = kubernetes_versions() if "kubernetes_version" in table else []
     if not isinstance(kubernetes_version, str) or (
         known_versions and kubernetes_version not in known_versions
     ):
@@ -147,7 +149,23 @@ def lint_config(
     return config
 
 
-def _kubernetes_versions() -> list[str]:
-    from makeflux.lint.catalog import kubernetes_versions  # loads only when the key is set
+@cache
+def kubernetes_schemas_dir(version: str) -> Path | None:
+    """kubernetes-validate's strict schemas for a Kubernetes release, if installed."""
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    base = Path(next(iter(spec.submodule_search_locations))) / "kubernetes-json-schema"
+    directory = base / f"v{version}.0-local-strict"
+    return directory if directory.is_dir() else None
 
-    return kubernetes_versions()
+
+def kubernetes_versions() -> list[str]:
+    """The Kubernetes releases kubernetes-validate has schemas for, oldest first."""
+    base = kubernetes_schemas_dir(DEFAULT_KUBERNETES_VERSION)
+    if base is None:
+        return []
+    names = (p.name for p in base.parent.glob("v*-local-strict"))
+    return sorted(
+        (n[1:].split(".0-local")[0] for n in names), key=lambda v: tuple(map(int, v.split(".")))
+    )
