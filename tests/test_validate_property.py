@@ -31,7 +31,7 @@ DECLARED = sorted(yaml.safe_load(SCHEMA.read_text())["properties"]) if SCHEMA.ex
 # it lacks has no line either).
 FILE_LEVEL = re.compile(
     r"^cluster\.yaml: (the file is empty|the file holds only null"
-    r"|document \d+ is an? \w+, not a mapping|not UTF-8|\w+: missing; add it)"
+    r"|document \d+ is an? [\w ]+, not a mapping|not UTF-8|\w+: missing; add it)"
 )
 LOCATED = re.compile(r"^cluster\.yaml:\d+(:\d+)?: \S")
 FROM_SET = re.compile(r"^--set (\"?)[^=]+=.*: \S")

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from makeflux.settings import Settings
+from makeflux.yamlsource import YAML_SUFFIXES
 
 CLUSTER_FILE = "cluster.yaml"
 SAMPLE_FILE = "cluster.sample.yaml"
-YAML_SUFFIXES = (".yaml", ".yml")
 # The line `init` puts above a value it leaves for the user; `set` removes it with the value set.
 FILL_IN_NOTE = "# FILL IN, no default (the example is not your network's): makeflux set {name}=…"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from makeflux.errors import DataError, Problem, display_path
+from makeflux.errors import DataError, Problem, display_path, kind_of, with_article
 from makeflux.settings import Settings
 from makeflux.variables import Variable, declared_variables
 from makeflux.yamlsource import yaml_error_problem
@@ -96,7 +96,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             if not isinstance(document, dict):
                 raise DataError(
                     Problem(
-                        f"document {number} is a {_kind(document)}, not a mapping; "
+                        f"document {number} is {with_article(kind_of(document))}, not a mapping; "
                         "data files must hold 'key: value' pairs at the top level",
                         display_path(path),
                     )
@@ -247,7 +247,9 @@ def _load_json(path: Path) -> dict[str, Any]:
         raise DataError(Problem(message, display_path(path), line)) from None
     if not isinstance(value, dict):
         raise DataError(
-            Problem(f"top level is a {_kind(value)}, not an object", display_path(path))
+            Problem(
+                f"top level is {with_article(kind_of(value))}, not an object", display_path(path)
+            )
         )
     return value
 
@@ -398,7 +400,7 @@ def set_dotted(data: MutableMapping[str, Any], dotted_key: str, value: Any) -> N
         nxt = here.setdefault(key, {})
         if not isinstance(nxt, MutableMapping):
             raise DataError(
-                f"--set {dotted_key}: '{key}' is a {_kind(nxt)}, not a mapping; "
+                f"--set {dotted_key}: '{key}' is {with_article(kind_of(nxt))}, not a mapping; "
                 "set it whole or pick another key"
             )
         here = nxt
@@ -490,14 +492,3 @@ def _packed(values: dict[str, Any], origins: dict[str, Path]) -> bytes | None:
         return pickle.dumps((values, origins), pickle.HIGHEST_PROTOCOL)
     except Exception:  # nothing a data file or --set gives is unpicklable; if it were: as is
         return None
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if value is None:
-        return "null"
-    names = {"str": "string", "int": "number", "float": "number", "bool": "boolean"}
-    return names.get(type(value).__name__, type(value).__name__)

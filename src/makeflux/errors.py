@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Exit statuses shared by every command.
 EXIT_OK = 0
@@ -102,3 +103,26 @@ class TemplateError(MakefluxError):
 
 class PluginError(MakefluxError):
     """A makejinja-style plugin could not be imported or constructed."""
+
+
+def kind_of(value: Any) -> str:
+    """What a value read from YAML, JSON or TOML is, in the words messages use."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "whole number"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return {"date": "date", "datetime": "date and time"}.get(type(value).__name__, "value")
+
+
+def with_article(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun

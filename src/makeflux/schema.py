@@ -20,15 +20,21 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from makeflux import cache
 from makeflux.data import LoadedData
-from makeflux.errors import Problem, SchemaError, ValidationError, display_path
+from makeflux.errors import (
+    Problem,
+    SchemaError,
+    ValidationError,
+    display_path,
+    kind_of,
+    with_article,
+)
 from makeflux.settings import Settings
-from makeflux.yamlsource import KeyPath, load_documents, locate
+from makeflux.yamlsource import YAML_SUFFIXES, KeyPath, load_documents, locate
 
 if TYPE_CHECKING:  # jsonschema costs ~40 ms to import: only runs that really validate pay it
     from jsonschema.exceptions import ValidationError as JsonSchemaError
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
-YAML_SUFFIXES = (".yaml", ".yml")
 
 # Which of several errors about the same value to show: the most basic mistake first.
 _RANK = {
@@ -347,7 +353,7 @@ def _json_view(
         for key, child in value.items():
             name = key if isinstance(key, str) else _key_text(key)
             if not isinstance(key, str):
-                read_as = "null" if key is None else _article(_kind(key))
+                read_as = "null" if key is None else with_article(kind_of(key))
                 findings.append(
                     Finding(
                         (*path, name),
@@ -525,7 +531,7 @@ def _type_message(value: Any, expected: Any, root: Mapping[str, Any], error: Any
             text += f", or delete the line to use the default ({_show(prop['default'])})"
         return text
     if isinstance(value, dict | list):
-        return f"is {_article(_kind(value))}; expected {wanted}"
+        return f"is {with_article(kind_of(value))}; expected {wanted}"
     if isinstance(value, bytes):
         text = f"is binary data (a !!binary value); expected {wanted}"
         try:
@@ -533,7 +539,7 @@ def _type_message(value: Any, expected: Any, root: Mapping[str, Any], error: Any
         except UnicodeDecodeError:
             return text + "; write the value itself instead"
         return text + f"; write the text itself instead: {_show(decoded)}"
-    text = f"{_show(value)} is {_article(_kind(value))}; expected {wanted}"
+    text = f"{_show(value)} is {with_article(kind_of(value))}; expected {wanted}"
     if "string" in types and not isinstance(value, dict | list):
         text += f"; quote it to make it a string: {_show(str(_show(value)))}"
     elif isinstance(value, str) and types == ["boolean"]:
@@ -945,28 +951,6 @@ def _key_text(key: Any) -> str:
     return _show(key) if isinstance(key, bool) or key is None else str(key)
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "whole number"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if value is None:
-        return "null"
-    return {"date": "date", "datetime": "date and time"}.get(type(value).__name__, "value")
-
-
-def _article(noun: str) -> str:
-    return ("an " if noun[:1] in "aeiou" else "a ") + noun
-
-
 def _or_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
@@ -1024,7 +1008,7 @@ def _noun(root: Mapping[str, Any], error: JsonSchemaError) -> str:
     """What kind of value is expected, from the `$defs` name it was defined under ('a duration')."""
     name = _def_name(root, tuple(error.absolute_schema_path))
     if name:
-        return _article(re.sub(r"[_-]+", " ", name))
+        return with_article(re.sub(r"[_-]+", " ", name))
     return "a value"
 
 

@@ -16,6 +16,10 @@ MAKEJINJA_FILE = "makejinja.toml"
 UNDEFINED_KINDS = ("default", "chainable", "debug", "strict")
 
 
+# Outputs a later step rewrites (sops encrypts them in place): see sync.is_rewritten.
+DEFAULT_REWRITTEN_PATTERNS = ("*.sops.*",)
+
+
 @dataclass(frozen=True)
 class Delimiters:
     block_start: str
@@ -93,7 +97,7 @@ class Settings:
     keep_manifest: bool = True  # False: this run neither reads nor writes a manifest
     lint: Mapping[str, Any] = field(default_factory=dict)
     # Files a later step rewrites (sops encrypts them): expected to differ on disk.
-    rewritten_patterns: tuple[str, ...] = ("*.sops.*",)
+    rewritten_patterns: tuple[str, ...] = DEFAULT_REWRITTEN_PATTERNS
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -230,7 +234,9 @@ def settings_from_table(
         schema=_optional_path(reader.optional_string("schema", default=None), path),
         manifest=_optional_path(reader.optional_string("manifest", default=None), path),
         lint=reader.mapping("lint"),
-        rewritten_patterns=tuple(reader.str_list("rewritten_patterns", default=["*.sops.*"])),
+        rewritten_patterns=tuple(
+            reader.str_list("rewritten_patterns", default=list(DEFAULT_REWRITTEN_PATTERNS))
+        ),
     )
     _check_delimiters(reader, settings.delimiter)
     if settings.manifest is not None and (not settings.manifest.name or settings.manifest.is_dir()):

@@ -45,14 +45,13 @@ from makeflux.manifest import (
 )
 from makeflux.pipeline import Run
 from makeflux.render import RenderedTree
-from makeflux.settings import Settings
+from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS, Settings
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 RECREATE = "recreate"  # listed in the manifest, deleted by the user: written again
 DELETE = "delete"  # listed in the manifest, no longer rendered: pruned
 ENCRYPTED = "encrypted"  # a rewritten file, encrypted on disk, whose plaintext did not change
 
-DEFAULT_REWRITTEN_PATTERNS = ("*.sops.*",)
 
 # sops metadata: a `sops` key (YAML/JSON), `sops_*` lines (dotenv), a [sops] section (INI),
 # ENC[...] values (every format, binary included).

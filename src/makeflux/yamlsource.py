@@ -15,6 +15,8 @@ import yaml
 
 from makeflux.errors import Problem, display_path
 
+YAML_SUFFIXES = (".yaml", ".yml")  # what makeflux reads as YAML, everywhere
+
 KeyPath = tuple[str | int, ...]
 
 
