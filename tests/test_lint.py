@@ -55,10 +55,10 @@ BROKEN_FINDINGS = [
     "empty)",
     "kubernetes/apps/monitoring/grafana/app/schema.yaml:8 "
     "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:8): error: schema-type: "
-    "Deployment spec.replicas: '2' is a string; expected an integer (remove the quotes)",
+    "Deployment spec.replicas: '2' is a string; expected a whole number (remove the quotes)",
     "kubernetes/apps/monitoring/grafana/app/schema.yaml:9 "
     "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:9): error: schema-type: "
-    "Deployment spec.revisionHistoryLimit: 1.5 is a number; expected an integer",
+    "Deployment spec.revisionHistoryLimit: 1.5 is a number; expected a whole number",
     "kubernetes/apps/monitoring/grafana/app/schema.yaml:19 "
     "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:19): error: "
     "schema-required: Deployment spec.template.spec.containers[0]: missing required field "
@@ -98,7 +98,7 @@ BROKEN_FINDINGS = [
     "as 'HelmRepository default/grafana'",
     "kubernetes/apps/monitoring/grafana/app/schema.yaml:51 "
     "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:51): error: schema-type: "
-    "HelmRelease spec.install.remediation.retries: 'three' is a string; expected an integer",
+    "HelmRelease spec.install.remediation.retries: 'three' is a string; expected a whole number",
     "kubernetes/apps/monitoring/grafana/app/schema.yaml:52 "
     "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:52): error: schema-range: "
     "HelmRelease spec.releaseName: "

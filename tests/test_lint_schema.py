@@ -215,13 +215,14 @@ def test_the_eight_planted_mistakes_each_at_its_own_line(tmp_path: Path) -> None
         (
             46,
             "schema-type",
-            "HelmRelease spec.install.remediation.retries: 'three' is a string; expected an "
-            "integer",
+            "HelmRelease spec.install.remediation.retries: 'three' is a string; expected a "
+            "whole number",
         ),
         (
             54,
             "schema-type",
-            "Deployment spec.replicas: '3' is a string; expected an integer (remove the quotes)",
+            "Deployment spec.replicas: '3' is a string; expected a whole number "
+            "(remove the quotes)",
         ),
         (
             66,
@@ -232,7 +233,7 @@ def test_the_eight_planted_mistakes_each_at_its_own_line(tmp_path: Path) -> None
         (
             80,
             "schema-type",
-            "Service spec.ports[0].port: 'http' is a string; expected an integer",
+            "Service spec.ports[0].port: 'http' is a string; expected a whole number",
         ),
     ]
 
@@ -397,8 +398,8 @@ def test_metadata_names_namespaces_and_annotation_keys() -> None:
     [
         ("${APP_REPLICAS:=2}", "${PORT}", []),
         ("${APP_REPLICAS}", "${PORT:=8080}", []),
-        ("${APP_REPLICAS:=two}", "80", ["spec.replicas: 'two' is a string; expected an integer"]),
-        ('"${APP_REPLICAS:=2}"', "80", ["spec.replicas: '2' is a string; expected an integer"]),
+        ("${APP_REPLICAS:=two}", "80", ["spec.replicas: 'two' is a string; expected a whole"]),
+        ('"${APP_REPLICAS:=2}"', "80", ["spec.replicas: '2' is a string; expected a whole number"]),
         ("x-${SUFFIX}", "${PORT:-http}", ["spec.ports[0].port: 'http' is a string"]),
     ],
 )
@@ -449,7 +450,7 @@ def test_sops_documents_drop_their_metadata_and_accept_encrypted_strings() -> No
     found = schema_findings(encrypted_int, path="kubernetes/apps/app.sops.yaml")
     assert found == [
         "kubernetes/apps/app.sops.yaml:7: error: schema-type: Deployment spec.replicas: "
-        "'ENC[AES256_GCM,data:Mg==,iv:a=,tag:b=,type:int]' is a string; expected an integer"
+        "'ENC[AES256_GCM,data:Mg==,iv:a=,tag:b=,type:int]' is a string; expected a whole number"
     ]
 
 
@@ -499,7 +500,8 @@ def test_crds_in_the_tree_are_used() -> None:
     }
     found = [str(f) for f in lint_tree(files, LintConfig()) if f.rule.startswith("schema-")]
     assert found == [
-        f"{PATH}:6: error: schema-type: Widget spec.size: 'big' is a string; expected an integer"
+        f"{PATH}:6: error: schema-type: Widget spec.size: 'big' is a string; expected a whole "
+        "number"
     ]
 
 

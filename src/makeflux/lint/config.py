@@ -11,6 +11,7 @@ from typing import Any
 
 from makeflux.errors import Problem, SettingsError
 from makeflux.lint.findings import RULES
+from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS
 
 DEFAULT_ROOTS = ("kubernetes/flux",)
 DEFAULT_MANIFEST_DIRS = ("kubernetes",)
@@ -42,7 +43,7 @@ class LintConfig:
     # kinds ("Kind" or "group/Kind") the schema rules leave alone
     skip_kinds: frozenset[str] = frozenset()
     # file names whose documents are SOPS-encrypted (settings' rewritten_patterns)
-    sops_patterns: tuple[str, ...] = ("*.sops.*",)
+    sops_patterns: tuple[str, ...] = DEFAULT_REWRITTEN_PATTERNS
 
     def is_external(self, kind: str, namespace: str, name: str) -> bool:
         return (kind, namespace, name) in self.externals
@@ -64,7 +65,7 @@ def lint_config(
     table: Mapping[str, Any],
     where: str = "settings",
     base_dir: Path | None = None,
-    sops_patterns: tuple[str, ...] = ("*.sops.*",),
+    sops_patterns: tuple[str, ...] = DEFAULT_REWRITTEN_PATTERNS,
 ) -> LintConfig:
     """Read and check the lint table; every problem is reported, then SettingsError is raised."""
     problems: list[Problem] = []

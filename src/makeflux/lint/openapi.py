@@ -22,6 +22,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from makeflux.errors import kind_of, with_article
 from makeflux.lint.cel import Unsupported, compile_rule
 
 Path = tuple[str | int, ...]
@@ -57,23 +58,9 @@ _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _EMBEDDED_FIELDS = ("apiVersion", "kind", "metadata")
 
 
-# Python type → JSON type, bool first (a bool is also an int).
-_JSON_TYPES = (
-    (bool, "boolean"),
-    (int, "integer"),
-    (float, "number"),
-    (str, "string"),
-    (dict, "object"),
-    (list, "array"),
-)
-
-
 def type_name(value: Any) -> str:
-    """'an integer', 'a list' …: the value's JSON type as a message says it."""
-    for python_type, json_type in _JSON_TYPES:
-        if isinstance(value, python_type):
-            return _ARTICLES[json_type].split(" (")[0]
-    return "null"
+    """'a whole number', 'a list' …: what the value is, in the words every message uses."""
+    return with_article(kind_of(value))
 
 
 def _matches_type(value: Any, expected: str) -> bool:
@@ -94,12 +81,13 @@ def _matches_type(value: Any, expected: str) -> bool:
     return True
 
 
+# A schema type, in the words of makeflux.errors.kind_of (what a message calls a value).
 _ARTICLES = {
     "string": "a string",
-    "integer": "an integer",
+    "integer": "a whole number",
     "number": "a number",
     "boolean": "a boolean (true or false)",
-    "object": "an object",
+    "object": "a mapping",
     "array": "a list",
 }
 
@@ -159,7 +147,8 @@ class Validator:
                     Violation(
                         path,
                         "schema-type",
-                        f"{_shown(value)} is {type_name(value)}; expected an integer or a string",
+                        f"{_shown(value)} is {type_name(value)}; expected a whole number or"
+                        " a string",
                     )
                 )
                 return
