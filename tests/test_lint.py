@@ -4,6 +4,7 @@ DIR mode, settings, and (when present) the shipped template pack."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,66 +21,154 @@ CLEAN = FIXTURES / "clean"
 BROKEN_FINDINGS = [
     "cluster.schema.json:6: warning: template-variable-unused: 'unused_flag' is declared but "
     "no template uses it; remove it or use it",
-    "kubernetes/apps/monitoring/alerts/app/configmap.yaml:8: error: yaml-invalid: invalid "
-    "YAML: did not find expected key (while parsing a block mapping started at line 2)",
-    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:10: error: "
-    "promql-duration-invalid: interval: '1 minute' is not a Prometheus duration "
-    "(e.g. 30s, 5m, 1h30m)",
-    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:16: error: promql-invalid: "
-    "expr is not valid PromQL: unclosed left parenthesis",
-    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:18: warning: "
+    "kubernetes/apps/monitoring/alerts/app/configmap.yaml:8 "
+    "(templates/kubernetes/apps/monitoring/alerts/app/configmap.yaml.j2:10): error: "
+    "yaml-invalid: invalid YAML: did not find expected key (while parsing a block mapping "
+    "started at line 2)",
+    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:10 "
+    "(templates/kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:10): error: "
+    "promql-duration-invalid: interval: '1 minute' is not a Prometheus duration (e.g. 30s, "
+    "5m, 1h30m)",
+    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:16 "
+    "(templates/kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:16): error: "
+    "promql-invalid: expr is not valid PromQL: unclosed left parenthesis",
+    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:18 "
+    "(templates/kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:18): warning: "
     "promql-alert-duplicate: alert 'NodeDown' is also defined at "
-    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:12; give each alert its own name",
-    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:20: error: "
-    "promql-duration-invalid: for: '5 minutes' is not a Prometheus duration "
-    "(e.g. 30s, 5m, 1h30m)",
-    "kubernetes/apps/monitoring/broken.yaml:8: error: yaml-invalid: invalid YAML: did not "
-    "find expected ',' or ']' (while parsing a flow sequence started at line 7)",
-    "kubernetes/apps/monitoring/grafana/app/nameless.yaml:2: error: k8s-missing-field: "
-    "document has no metadata.name; every Kubernetes manifest needs apiVersion, kind and "
-    "metadata.name",
-    "kubernetes/apps/monitoring/grafana/ks.yaml:8: error: flux-dependency-cycle: dependsOn "
-    "cycle flux-system/grafana → flux-system/loki → flux-system/grafana; Flux will wait forever",
-    "kubernetes/apps/monitoring/kustomization.yaml:11: error: kustomize-resource-missing: "
-    "resources entry './missing.yaml' names no file or directory in the tree",
-    "kubernetes/apps/monitoring/kustomization.yaml:12: error: kustomize-resource-missing: "
-    "resources entry './empty-dir' is a directory without a kustomization.yaml",
-    "kubernetes/apps/monitoring/loki/app/helmrelease.yaml:9: error: "
+    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:12; give each alert its own "
+    "name",
+    "kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:20 "
+    "(templates/kubernetes/apps/monitoring/alerts/app/prometheusrule.yaml:20): error: "
+    "promql-duration-invalid: for: '5 minutes' is not a Prometheus duration (e.g. 30s, 5m, "
+    "1h30m)",
+    "kubernetes/apps/monitoring/broken.yaml:8 "
+    "(templates/kubernetes/apps/monitoring/broken.yaml:8): error: yaml-invalid: invalid YAML:"
+    " did not find expected ',' or ']' (while parsing a flow sequence started at line 7)",
+    "kubernetes/apps/monitoring/grafana/app/nameless.yaml:2 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/nameless.yaml:2): error: "
+    "k8s-missing-field: document has no metadata.name; every Kubernetes manifest needs "
+    "apiVersion, kind and metadata.name",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:6 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:6): error: "
+    "schema-metadata: Deployment metadata.labels.tier: label value 'platform_' is not valid; "
+    "use at most 63 letters, digits, '-', '_' and '.', starting and ending alphanumeric (or "
+    "empty)",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:8 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:8): error: schema-type: "
+    "Deployment spec.replicas: '2' is a string; expected a whole number (remove the quotes)",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:9 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:9): error: schema-type: "
+    "Deployment spec.revisionHistoryLimit: 1.5 is a number; expected a whole number",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:19 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:19): error: "
+    "schema-required: Deployment spec.template.spec.containers[0]: missing required field "
+    "'name' in spec.template.spec.containers.0",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:20 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:20): error: schema-enum: "
+    "Deployment spec.template.spec.containers[0].imagePullPolicy: 'Sometimes' is not one of: "
+    "'Always', 'IfNotPresent', 'Never'",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:23 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:23): error: schema-format:"
+    " Deployment spec.template.spec.containers[0].resources.limits.memory: 'lots' is not a "
+    "quantity; write e.g. 100m, 1.5, 128Mi or 2Gi",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:27 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:27): error: "
+    "schema-list-unique: Deployment spec.template.spec.containers[0].ports[1]: duplicate "
+    "containerPort/protocol 3000/TCP (first at item 0); each must appear once",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:32 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:32): error: "
+    "schema-unknown-field: Deployment spec.template.spec.dnsConfig.options[0].nam: unknown "
+    "field 'nam'; did you mean 'name'?",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:38 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:38): error: schema-cel: "
+    "HelmRelease spec: either chart or chartRef must be set",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:39 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:39): error: "
+    "schema-pattern: HelmRelease spec.interval: 'ten minutes' does not match "
+    "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:40 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:40): error: "
+    "helmrelease-source-missing: chartRef OCIRepository 'grafana-chart' (namespace default) "
+    "is not in the tree; fix the name or namespace, or declare it in lint.externals as "
+    "'OCIRepository default/grafana-chart'",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:46 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:46): error: "
+    "helmrelease-source-missing: chart.spec.sourceRef HelmRepository 'grafana' (namespace "
+    "default) is not in the tree; fix the name or namespace, or declare it in lint.externals "
+    "as 'HelmRepository default/grafana'",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:51 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:51): error: schema-type: "
+    "HelmRelease spec.install.remediation.retries: 'three' is a string; expected a whole number",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:52 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:52): error: schema-range: "
+    "HelmRelease spec.releaseName: "
+    "'grafana-release-name-that-goes-on-and-on-past-fifty-thre... is 68 characters long; at "
+    "most 53 allowed",
+    "kubernetes/apps/monitoring/grafana/app/schema.yaml:56 "
+    "(templates/kubernetes/apps/monitoring/grafana/app/schema.yaml:56): warning: "
+    "schema-missing: no schema for GrafanaDashboard grafana.integreatly.org/v1beta1, so its "
+    "documents are not checked; add its CRD to the tree or a schema_locations catalog "
+    "(makeflux schemas extract), or list the kind in lint.skip_kinds",
+    "kubernetes/apps/monitoring/grafana/ks.yaml:8 "
+    "(templates/kubernetes/apps/monitoring/grafana/ks.yaml:8): error: flux-dependency-cycle: "
+    "dependsOn cycle flux-system/grafana → flux-system/loki → flux-system/grafana; Flux will "
+    "wait forever",
+    "kubernetes/apps/monitoring/kustomization.yaml:11 "
+    "(templates/kubernetes/apps/monitoring/kustomization.yaml:11): error: "
+    "kustomize-resource-missing: resources entry './missing.yaml' names no file or directory "
+    "in the tree",
+    "kubernetes/apps/monitoring/kustomization.yaml:12 "
+    "(templates/kubernetes/apps/monitoring/kustomization.yaml:12): error: "
+    "kustomize-resource-missing: resources entry './empty-dir' is a directory without a "
+    "kustomization.yaml",
+    "kubernetes/apps/monitoring/loki/app/helmrelease.yaml:9 "
+    "(templates/kubernetes/apps/monitoring/loki/app/helmrelease.yaml:9): error: "
     "helmrelease-source-missing: chartRef OCIRepository 'loki-chart' (namespace monitoring) "
     "is not in the tree; fix the name or namespace, or declare it in lint.externals as "
     "'OCIRepository monitoring/loki-chart'",
-    "kubernetes/apps/monitoring/loki/app/helmrelease.yaml:15: error: "
+    "kubernetes/apps/monitoring/loki/app/helmrelease.yaml:15 "
+    "(templates/kubernetes/apps/monitoring/loki/app/helmrelease.yaml:15): error: "
     "flux-substitute-undeclared: ${LOKI_RETENTION} has no default and Kustomization "
     "flux-system/loki does not declare it; add it to postBuild.substitute or lint.variables, "
     "or write ${LOKI_RETENTION:=default} (or $${LOKI_RETENTION} for a literal)",
-    "kubernetes/apps/monitoring/orphan/ks.yaml:1: warning: unreachable: no Flux Kustomization "
-    "under kubernetes/flux leads here through spec.path or kustomize resources; include it or "
-    "delete it",
-    "kubernetes/apps/monitoring/tempo/app/configmap.yaml:5: error: namespace-duplicate: "
-    "ConfigMap 'dashboards' (namespace monitoring) is also defined at "
+    "kubernetes/apps/monitoring/orphan/ks.yaml:1 "
+    "(templates/kubernetes/apps/monitoring/orphan/ks.yaml:1): warning: unreachable: no Flux "
+    "Kustomization under kubernetes/flux leads here through spec.path or kustomize resources;"
+    " include it or delete it",
+    "kubernetes/apps/monitoring/tempo/app/configmap.yaml:5 "
+    "(templates/kubernetes/apps/monitoring/tempo/app/configmap.yaml:5): error: "
+    "namespace-duplicate: ConfigMap 'dashboards' (namespace monitoring) is also defined at "
     "kubernetes/apps/monitoring/grafana/app/configmap.yaml:5; the two collapse into one "
     "object in the cluster",
-    "kubernetes/apps/monitoring/tempo/app/configmap.yaml:8: error: yaml-duplicate-key: "
-    "duplicate key 'tempo.json' (first at line 7); remove one of them",
-    "kubernetes/apps/monitoring/tempo/app/helmrelease.yaml:2: error: flux-api-removed: "
-    "HelmRelease uses helm.toolkit.fluxcd.io/v2beta2, which Flux no longer serves; use "
-    "helm.toolkit.fluxcd.io/v2",
-    "kubernetes/apps/monitoring/tempo/app/helmrelease.yaml:6: warning: namespace-overridden: "
-    "namespace 'observability' is replaced by 'monitoring' from targetNamespace of "
-    "Kustomization flux-system/tempo (kubernetes/apps/monitoring/tempo/ks.yaml:8); remove it "
-    "or make them agree",
-    "kubernetes/apps/monitoring/tempo/app/helmrelease.yaml:12: error: "
+    "kubernetes/apps/monitoring/tempo/app/configmap.yaml:8 "
+    "(templates/kubernetes/apps/monitoring/tempo/app/configmap.yaml:8): error: "
+    "yaml-duplicate-key: duplicate key 'tempo.json' (first at line 7); remove one of them",
+    "kubernetes/apps/monitoring/tempo/app/helmrelease.yaml:2 "
+    "(templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2:3): error: "
+    "flux-api-removed: HelmRelease uses helm.toolkit.fluxcd.io/v2beta2, which Flux no longer "
+    "serves; use helm.toolkit.fluxcd.io/v2",
+    "kubernetes/apps/monitoring/tempo/app/helmrelease.yaml:6 "
+    "(templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2:7): warning: "
+    "namespace-overridden: namespace 'observability' is replaced by 'monitoring' from "
+    "targetNamespace of Kustomization flux-system/tempo "
+    "(kubernetes/apps/monitoring/tempo/ks.yaml:8); remove it or make them agree",
+    "kubernetes/apps/monitoring/tempo/app/helmrelease.yaml:12 "
+    "(templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2:13): error: "
     "helmrelease-source-dependency: HelmRepository 'grafana' is applied by Kustomization "
-    "flux-system/loki, but this HelmRelease's Kustomization flux-system/tempo has no dependsOn "
-    "path to it; add dependsOn 'loki'",
-    "kubernetes/apps/monitoring/tempo/ks.yaml:14: error: flux-dependency-missing: dependsOn "
-    "'victoria-metrics-k8s-stack' (namespace flux-system) matches no Kustomization in the tree",
-    "kubernetes/apps/monitoring/tempo/ks.yaml:15: error: flux-source-missing: sourceRef "
-    "GitRepository 'home-kubernetes' (namespace flux-system) is not in the tree; fix the name "
-    "or declare it in lint.externals as 'GitRepository flux-system/home-kubernetes'",
-    "kubernetes/flux/cluster/ks.yaml:25: error: flux-path-missing: spec.path "
-    "'./kubernetes/nowhere' is not a directory in the tree (paths are relative to the "
-    "repository root)",
+    "flux-system/loki, but this HelmRelease's Kustomization flux-system/tempo has no "
+    "dependsOn path to it; add dependsOn 'loki'",
+    "kubernetes/apps/monitoring/tempo/ks.yaml:14 "
+    "(templates/kubernetes/apps/monitoring/tempo/ks.yaml:14): error: flux-dependency-missing:"
+    " dependsOn 'victoria-metrics-k8s-stack' (namespace flux-system) matches no Kustomization"
+    " in the tree",
+    "kubernetes/apps/monitoring/tempo/ks.yaml:15 "
+    "(templates/kubernetes/apps/monitoring/tempo/ks.yaml:15): error: flux-source-missing: "
+    "sourceRef GitRepository 'home-kubernetes' (namespace flux-system) is not in the tree; "
+    "fix the name or declare it in lint.externals as 'GitRepository "
+    "flux-system/home-kubernetes'",
+    "kubernetes/flux/cluster/ks.yaml:25 (templates/kubernetes/flux/cluster/ks.yaml:25): "
+    "error: flux-path-missing: spec.path './kubernetes/nowhere' is not a directory in the "
+    "tree (paths are relative to the repository root)",
     "templates/kubernetes/apps/monitoring/alerts/app/configmap.yaml.j2:8: error: "
     "template-comment-multiline: comment opened here is closed by '|#', which is not the "
     "comment end '#|': everything up to line 10 is swallowed; close it with '#|'",
@@ -95,7 +184,7 @@ def test_broken_project_trips_every_rule_at_the_expected_line():
     result = run_cli(["lint"], BROKEN)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == BROKEN_FINDINGS
-    assert result.stderr.strip() == "makeflux: lint: 20 error(s), 4 warning(s)"
+    assert result.stderr.strip() == "makeflux: lint: 34 error(s), 5 warning(s)"
     tripped = {line.split(": ")[2] for line in BROKEN_FINDINGS}
     assert tripped == set(RULES)
 
@@ -105,8 +194,12 @@ def test_broken_tree_on_disk_gives_the_same_findings_without_template_rules(tmp_
     assert run_cli(["render", "--no-lint", "-o", str(rendered)], BROKEN).exit_code == 0
     result = run_cli(["lint", str(rendered)], BROKEN)
     assert result.exit_code == 1
+    # The same findings, without the template rules and without the template each line
+    # came from (a tree on disk has no templates).
     expected = [
-        line for line in BROKEN_FINDINGS if not line.startswith(("templates/", "cluster.schema"))
+        re.sub(r" \(templates/[^)]*\)", "", line)
+        for line in BROKEN_FINDINGS
+        if not line.startswith(("templates/", "cluster.schema"))
     ]
     assert result.stdout.splitlines() == expected
 
@@ -137,7 +230,15 @@ def test_json_format_is_a_list_of_findings():
         "severity": "warning",
         "rule": "template-variable-unused",
         "message": "'unused_flag' is declared but no template uses it; remove it or use it",
+        "template": None,
+        "template_line": None,
     }
+    assert {
+        "path": "kubernetes/apps/monitoring/tempo/app/helmrelease.yaml",
+        "line": 2,
+        "template": "templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2",
+        "template_line": 3,
+    }.items() <= next(f for f in findings if f["line"] == 2 and "tempo/app" in f["path"]).items()
     assert len(findings) == len(BROKEN_FINDINGS)
 
 
@@ -150,8 +251,9 @@ def test_github_format_annotates_file_and_line():
     result = run_cli(["lint", "--format", "github"], BROKEN)
     lines = result.stdout.splitlines()
     assert (
-        "::error file=kubernetes/apps/monitoring/tempo/ks.yaml,line=14,"
-        "title=flux-dependency-missing::flux-dependency-missing: dependsOn "
+        "::error file=templates/kubernetes/apps/monitoring/tempo/ks.yaml,line=14,"
+        "title=flux-dependency-missing::kubernetes/apps/monitoring/tempo/ks.yaml:14: "
+        "flux-dependency-missing: dependsOn "
         "'victoria-metrics-k8s-stack' (namespace flux-system) matches no Kustomization in the "
         "tree"
     ) in lines
@@ -171,9 +273,9 @@ def test_warnings_exit_0_unless_strict(tmp_path):
     result = run_cli(["lint"], project)
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        "kubernetes/apps/monitoring/old.yaml:1: warning: unreachable: no Flux Kustomization "
-        "under kubernetes/flux leads here through spec.path or kustomize resources; include it "
-        "or delete it"
+        "kubernetes/apps/monitoring/old.yaml:1 (templates/kubernetes/apps/monitoring/old.yaml:1): "
+        "warning: unreachable: no Flux Kustomization under kubernetes/flux leads here through "
+        "spec.path or kustomize resources; include it or delete it"
     ]
     assert run_cli(["lint", "--strict"], project).exit_code == 1
 
@@ -418,7 +520,10 @@ def test_findings_name_rendered_files_as_seen_from_the_working_directory(tmp_pat
     # the tree: CI annotations and editors open that path.
     result = run_cli(["lint", "--output", str(tmp_path / "rendered")], BROKEN)
     shown = str(tmp_path / "rendered")
-    assert f"{shown}/kubernetes/apps/monitoring/tempo/ks.yaml:14: error: " in result.stdout
+    assert (
+        f"{shown}/kubernetes/apps/monitoring/tempo/ks.yaml:14 "
+        "(templates/kubernetes/apps/monitoring/tempo/ks.yaml:14): error: "
+    ) in result.stdout
     assert "\ncluster.schema.json:6: warning:" in "\n" + result.stdout  # templates stay relative
 
 

@@ -260,6 +260,7 @@ def test_flux_bootstrap_layout_where_the_root_applies_itself():
               name: flux-system
               namespace: flux-system
             spec:
+              interval: 1h
               url: ssh://git@github.com/example/fleet
             """)
         + flux_ks("flux-system", "./clusters/prod"),
@@ -640,6 +641,7 @@ def oci(name: str, namespace: str) -> str:
           name: {name}
           namespace: {namespace}
         spec:
+          interval: 1h
           url: oci://ghcr.io/example/{name}
         """)
 
@@ -748,7 +750,7 @@ GOOD_RULES = """\
     - alert: Down
       expr: absent(up{job="a"} == 1)
       for: 5m
-      keep_firing_for: 0
+      keep_firing_for: 0s
     - alert: Slow
       expr: |
         histogram_quantile(0.99, sum by (le) (rate(d_bucket[5m]))) > 1

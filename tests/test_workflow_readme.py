@@ -93,6 +93,7 @@ def test_every_setting_is_documented() -> None:
     skip |= {"delimiter", "prefix", "whitespace", "internal", "lint"}  # listed key by key
     names = [f.name for f in dataclasses.fields(Settings) if f.name not in skip]
     names += [f"lint.{key}" for key in ("disable", "externals", "variables", "roots")]
+    names += [f"lint.{key}" for key in ("schema_locations", "kubernetes_version", "skip_kinds")]
     for table, cls in (
         ("delimiter", Delimiters),
         ("prefix", Prefix),

@@ -450,8 +450,17 @@ def memoize(
     if root is None:
         return compute()
     checksum = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    return remember(_fingerprint_of(env), kind, name, checksum, compute)
+
+
+def remember(scope: str, kind: str, name: str, checksum: str, compute: Callable[[], Any]) -> Any:
+    """compute()'s JSON result for `name`, kept across runs while `checksum` (a digest of
+    everything the result depends on) stays the same; `scope` names a directory of such facts."""
+    root = cache_root() if _enabled else None
+    if root is None:
+        return compute()
     key = hashlib.sha256(f"{kind}\0{name}".encode()).hexdigest()[:40]
-    path = root / "facts" / _fingerprint_of(env) / key
+    path = root / "facts" / scope / key
     try:
         stored = json.loads(path.read_bytes())
         if stored.get("kind") == kind and stored.get("checksum") == checksum:

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "set": ("makeflux.commands.set_value", "set_command"),
     "explain": ("makeflux.commands.explain", "explain"),
     "docs": ("makeflux.commands.docs", "docs"),
+    "schemas": ("makeflux.commands.schemas", "schemas"),
     "cache": ("makeflux.commands.cache_cmd", "cache_group"),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -243,7 +243,9 @@ def plan_json(plan: Plan, *, for_check: bool = False, findings: list[Finding] | 
         "skipped": [{"path": p, "reason": r} for p, r in skipped(plan, for_check=for_check)],
     }
     if findings is not None:
-        document["lint"] = [asdict(f) for f in sorted(findings)]
+        from makeflux.lint.findings import finding_json  # lint ran: already imported
+
+        document["lint"] = [finding_json(f) for f in sorted(findings)]
     if for_check:
         document["in_sync"] = not changes
         if changes:

@@ -39,10 +39,11 @@ def lint(
     fmt: str,
     strict: bool,
 ) -> None:
-    """Check the rendered tree for broken Flux wiring and template mistakes.
+    """Check the rendered tree: Flux wiring, API schemas and CEL rules, template mistakes.
 
-    Without DIR, renders in memory (nothing is written) and also checks the templates against
-    the schema. With DIR, checks that directory tree as it is on disk, without rendering.
+    Without DIR, renders in memory (nothing is written), also checks the templates against
+    the schema, and names the template line behind each finding. With DIR, checks that
+    directory tree as it is on disk, without rendering.
     Exit status: 0 clean (or warnings only), 1 errors (or warnings with --strict), 2 bad input.
     """
     if directory is not None:

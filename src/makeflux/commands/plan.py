@@ -25,6 +25,7 @@ from makeflux.errors import EXIT_CHANGES
 )
 @click.option("--exit-code", is_flag=True, help="Exit 1 when render would change anything.")
 @click.option("--force", is_flag=True, help="Plan what 'render --force' would do.")
+@click.option("--no-lint", is_flag=True, help="Skip the lint checks of the rendered tree.")
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -36,9 +37,16 @@ def plan(
     output_format: str,
     exit_code: bool,
     force: bool,
+    no_lint: bool,
 ) -> None:
-    """Show what render would create (+), change (~) and delete (-), with diffs. Writes nothing."""
+    """Show what render would create (+), change (~) and delete (-), with diffs. Writes nothing.
+
+    Lint findings of the rendered tree follow on stderr, as render prints them; lint errors
+    exit 1.
+    """
     run = pipeline.build(run_options(config, overrides, data_files, output))
+    run = pipeline.lint(run, enabled=not no_lint)
+    findings = run.findings or []
     the_plan = sync.plan_run(run, force=force)
     report.echo_lines(the_plan.notes, err=True)
     if the_plan.mass_prune:
@@ -53,5 +61,7 @@ def plan(
         colour = report.use_colour()
         report.echo_lines(report.plan_text(the_plan, stat=stat, colour=colour), colour=colour)
         report.echo(report.plan_summary(the_plan))
-    if exit_code and the_plan.changed:
+    if findings:
+        report.error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
+    if (exit_code and the_plan.changed) or report.lint_exit_status(findings):
         ctx.exit(EXIT_CHANGES)

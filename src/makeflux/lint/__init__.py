@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from makeflux.errors import MakefluxError, Problem, SettingsError, display_path, reason
+from makeflux.lint.apischema import check_schemas
 from makeflux.lint.config import LintConfig, lint_config
 from makeflux.lint.findings import (
     ERROR,
@@ -70,8 +71,9 @@ def lint_tree(files: Mapping[str, bytes], config: LintConfig | None = None) -> l
         *check_namespaces(placed),
         *check_flux(tree, config, placed),
         *check_prometheus_rules(tree.documents()),
+        *check_schemas(tree, manifests, config, placed),
     ]
-    return _finish(findings, config)
+    return _finish(_one_per_problem(findings), config)
 
 
 def run(pipeline_run: Run) -> list[Finding]:
@@ -82,7 +84,7 @@ def run(pipeline_run: Run) -> list[Finding]:
     prefix = display_path(pipeline_run.tree.root)
     findings = [
         f if prefix == "." else replace(f, path=f"{prefix}/{f.path}")
-        for f in lint_tree(pipeline_run.tree.files, config)
+        for f in name_templates(pipeline_run, lint_tree(pipeline_run.tree.files, config))
     ]
     findings += lint_templates(
         pipeline_run.settings, pipeline_run.data.values, config, setup=pipeline_run.setup
@@ -90,9 +92,54 @@ def run(pipeline_run: Run) -> list[Finding]:
     return _finish(findings, config)
 
 
+def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
+    """Each finding in a rendered file, with the template and line that produced its line;
+    a copied file's source is named at the same line."""
+    tree, settings = pipeline_run.tree, pipeline_run.settings
+    assert tree is not None and pipeline_run.setup is not None
+    env = pipeline_run.setup.env
+    traced: dict[str, list | None] = {}
+    marking = None
+    named = []
+    for finding in findings:
+        source = tree.sources.get(finding.path)
+        if source is None:
+            named.append(finding)
+            continue
+        if not source.is_template:
+            shown = _shown(source.path, settings)
+            named.append(replace(finding, template=shown, template_line=finding.line))
+            continue
+        if finding.path not in traced:
+            from makeflux.lint.origins import marking_environment, template_origins
+
+            rendered = tree.files[finding.path].decode("utf-8", "replace")
+            marking = marking or marking_environment(env)
+            traced[finding.path] = template_origins(
+                marking, source, settings, rendered, env.globals
+            )
+        origins = traced[finding.path]
+        origin = origins[finding.line - 1] if origins and finding.line <= len(origins) else None
+        if origin is None:
+            named.append(finding)
+            continue
+        name, line = origin
+        try:
+            filename = env.loader.get_source(env, name)[1] if env.loader else None
+        except Exception:  # a template the loader no longer finds: name nothing
+            filename = None
+        if filename is None:
+            named.append(finding)
+            continue
+        named.append(
+            replace(finding, template=_shown(Path(filename), settings), template_line=line)
+        )
+    return named
+
+
 def config_from_settings(settings: Settings) -> LintConfig:
     where = display_path(settings.source) if settings.source else "settings"
-    return lint_config(settings.lint, where)
+    return lint_config(settings.lint, where, settings.base_dir, tuple(settings.rewritten_patterns))
 
 
 def lint_templates(
@@ -162,6 +209,21 @@ def read_directory(root: Path) -> dict[str, bytes]:
                     )
                 ) from None
     return files
+
+
+# A rule that knows a field better than its schema does: where it reports, the schema rules'
+# finding at the same line would say the same thing less precisely.
+_SPECIFIC_RULES = {
+    "promql-duration-invalid": ("schema-pattern", "schema-type"),
+    "flux-api-removed": ("schema-missing",),
+}
+
+
+def _one_per_problem(findings: list[Finding]) -> list[Finding]:
+    covered = {
+        (f.path, f.line, general) for f in findings for general in _SPECIFIC_RULES.get(f.rule, ())
+    }
+    return [f for f in findings if (f.path, f.line, f.rule) not in covered]
 
 
 def _finish(findings: list[Finding], config: LintConfig) -> list[Finding]:

@@ -33,40 +33,69 @@ RULES = (
     "template-variable-undeclared",
     "template-variable-unused",
     "template-comment-multiline",
+    "schema-unknown-field",
+    "schema-type",
+    "schema-required",
+    "schema-enum",
+    "schema-pattern",
+    "schema-format",
+    "schema-range",
+    "schema-list-unique",
+    "schema-cel",
+    "schema-metadata",
+    "schema-missing",
 )
 
 
 @dataclass(frozen=True, order=True)
 class Finding:
-    """One problem in the tree, printed as `path:line: severity: rule: message`."""
+    """One problem in the tree, printed as `path:line: severity: rule: message`, or, for a
+    rendered file, `path:line (template:line): severity: rule: message`."""
 
     path: str
     line: int
     severity: str
     rule: str
     message: str
+    # the template (or copied source file) and line that produced path:line, when known
+    template: str = ""
+    template_line: int = 0
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.severity}: {self.rule}: {self.message}"
+        origin = f" ({self.template}:{self.template_line})" if self.template else ""
+        return f"{self.path}:{self.line}{origin}: {self.severity}: {self.rule}: {self.message}"
 
 
 def format_findings(findings: Iterable[Finding], fmt: str = "text") -> str:
     """text: one line each; json: a list of objects; github: workflow-command annotations."""
     ordered = sorted(findings)
     if fmt == "json":
-        return json.dumps([asdict(f) for f in ordered], indent=2)
+        return json.dumps([finding_json(f) for f in ordered], indent=2)
     if fmt == "github":
         return "\n".join(_github_line(f) for f in ordered)
     return "\n".join(str(f) for f in ordered)
 
 
+def finding_json(finding: Finding) -> dict[str, object]:
+    """Every field; template and template_line are null when no template made the line."""
+    found = asdict(finding)
+    if not finding.template:
+        found["template"] = found["template_line"] = None
+    return found
+
+
 def _github_line(finding: Finding) -> str:
     level = "error" if finding.severity == ERROR else "warning"
     message = f"{finding.rule}: {finding.message}"
+    path, line = finding.path, finding.line
+    if finding.template:
+        # Annotate the template, the file to edit; the message says what it rendered.
+        message = f"{finding.path}:{finding.line}: {message}"
+        path, line = finding.template, finding.template_line
     # GitHub's workflow commands need these characters escaped, in properties and message.
     message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    path = finding.path.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
-    return f"::{level} file={path},line={finding.line},title={finding.rule}::{message}"
+    path = path.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
+    return f"::{level} file={path},line={line},title={finding.rule}::{message}"
 
 
 def exit_status(findings: Iterable[Finding], strict: bool = False) -> int:
