@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,20 @@ def test_binary_data_is_explained_with_the_text_to_write(project: Path) -> None:
         "cluster_name: is binary data (a !!binary value); expected a string; write the text "
         "itself instead: 'hello'\n"
     )
+
+
+def test_paths_climb_with_dots_inside_the_repository_and_a_little_outside(tmp_path: Path) -> None:
+    from makeflux.errors import display_path
+
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    target = tmp_path / "x.yaml"
+    # No repository: up to two levels read as `..`, deeper climbs as the absolute path.
+    assert display_path(target, tmp_path / "a" / "b") == "../../x.yaml"
+    assert display_path(target, deep) == str(target)
+    # Inside one, any depth is relative, as git shows paths; outside it, absolute.
+    (tmp_path / ".git").mkdir()
+    errors_module = sys.modules["makeflux.errors"]
+    errors_module._ROOTS.clear()
+    assert display_path(target, deep) == "../../../x.yaml"
+    assert display_path(tmp_path.parent / "y", deep) == str(tmp_path.parent / "y")

@@ -17,8 +17,9 @@ EXIT_INTERNAL = 3  # a bug in makeflux (or a plugin): never the user's input
 
 def display_path(path: Path | str, base: Path | None = None) -> str:
     """A path as the user would type it: relative to the working directory (or `base`), with
-    `..` for one above it (`../makeflux.toml`); absolute only when the two share nothing but `/`.
-    Links in the path are kept as written: the message is about the name the user knows."""
+    `..` for one above it in the same git repository (`../makeflux.toml`), as git shows paths,
+    or at most two levels above it elsewhere; absolute otherwise. Links in the path are kept as
+    written: the message is about the name the user knows."""
     path = Path(path)
     try:
         here = Path(os.path.abspath(base or Path.cwd()))
@@ -29,9 +30,29 @@ def display_path(path: Path | str, base: Path | None = None) -> str:
         return str(path)
     if written.is_relative_to(here):
         return written.relative_to(here).as_posix()
-    if os.path.commonpath([written, here]) == written.anchor:
-        return str(written)
-    return Path(os.path.relpath(written, here)).as_posix()
+    relative = Path(os.path.relpath(written, here))
+    root = repository_root(here)
+    in_repository = root is not None and written.is_relative_to(root)
+    if in_repository or relative.parts[:_MAX_CLIMB + 1].count("..") <= _MAX_CLIMB:
+        return relative.as_posix()
+    return str(written)
+
+
+# Outside the repository, `../../x` still reads better than an absolute path; deeper climbs
+# (a temporary directory seen from a checkout) do not.
+_MAX_CLIMB = 2
+
+
+_ROOTS: dict[Path, Path | None] = {}
+
+
+def repository_root(directory: Path) -> Path | None:
+    """The nearest directory at or above `directory` (absolute) holding `.git`; None if none."""
+    if directory not in _ROOTS:
+        _ROOTS[directory] = next(
+            (d for d in (directory, *directory.parents) if (d / ".git").exists()), None
+        )
+    return _ROOTS[directory]
 
 
 def reason(exc: Exception) -> str:

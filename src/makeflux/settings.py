@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from makeflux.errors import Problem, SettingsError, display_path, reason
+from makeflux.errors import Problem, SettingsError, display_path, reason, repository_root
 
 MAKEFLUX_FILE = "makeflux.toml"
 MAKEJINJA_FILE = "makejinja.toml"
@@ -125,11 +125,10 @@ def search_directories(cwd: Path) -> list[Path]:
     """`cwd` and its parents up to the root of the git repository holding it; only `cwd` outside
     a repository, where a parent's settings file would belong to some other project."""
     here = cwd.absolute()
-    chain = [here, *here.parents]
-    for index, directory in enumerate(chain):
-        if (directory / ".git").exists():
-            return chain[: index + 1]
-    return [here]
+    root = repository_root(here)
+    if root is None:
+        return [here]
+    return [here, *(d for d in here.parents if d.is_relative_to(root))]
 
 
 def load_settings(cwd: Path, explicit: Path | None = None) -> Settings:
