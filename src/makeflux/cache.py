@@ -42,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:  # jinja2 is imported on first use: the CLI imports this module early
     import jinja2
@@ -474,16 +474,19 @@ def remember(scope: str, kind: str, name: str, checksum: str, compute: Callable[
     return value
 
 
-def write_entry(path: Path | str, blob: str | bytes) -> None:
+def write_entry(path: Path | str, blob: str | bytes | Callable[[BinaryIO], None]) -> None:
     """Put `blob` at `path` whole (temp file, then rename); a cache that cannot be written only
-    costs speed."""
+    costs speed. `blob` may be a function that writes to the open file (no copy in memory)."""
     path = Path(path)
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fp:
-                fp.write(blob.encode() if isinstance(blob, str) else blob)
+                if callable(blob):
+                    blob(fp)
+                else:
+                    fp.write(blob.encode() if isinstance(blob, str) else blob)
             os.replace(tmp_name, path)
         except BaseException:
             with contextlib.suppress(OSError):

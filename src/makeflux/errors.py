@@ -33,7 +33,7 @@ def display_path(path: Path | str, base: Path | None = None) -> str:
     relative = Path(os.path.relpath(written, here))
     root = repository_root(here)
     in_repository = root is not None and written.is_relative_to(root)
-    if in_repository or relative.parts[:_MAX_CLIMB + 1].count("..") <= _MAX_CLIMB:
+    if in_repository or relative.parts[: _MAX_CLIMB + 1].count("..") <= _MAX_CLIMB:
         return relative.as_posix()
     return str(written)
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import jinja2
 from jinja2 import nodes
@@ -61,17 +61,67 @@ class _NotReusable(Exception):
 
 @dataclass(frozen=True)
 class Analysis:
-    """What a template's source says it depends on (None refs: a name computed at render).
+    """What a template's source says it depends on (refs None: a name computed at render).
 
     `reads` are the context values it reads: a name, or a name and the constant keys it is
     only ever read through (`apps.grafana.replicas` reads ("apps", "grafana", "replicas")), so
-    a change elsewhere in `apps` leaves its output as it was."""
+    a change elsewhere in `apps` leaves its output as it was.
 
-    reads: tuple[tuple[str | int, ...], ...]
-    filters: tuple[str, ...]
-    tests: tuple[str, ...]
-    refs: tuple[str, ...] | None
+    Kept as strings, decoded when used: a cold render of thousands of templates holds every
+    analysis at once, and tuples of tuples cost several times the memory."""
+
+    encoded_reads: str
+    encoded_filters: str
+    encoded_tests: str
+    encoded_refs: str | None
     mutates: bool = False  # calls a method that may change shared data
+
+    @classmethod
+    def of(
+        cls,
+        reads: Iterable[tuple[str | int, ...]],
+        filters: Iterable[str],
+        tests: Iterable[str],
+        refs: Iterable[str] | None,
+        mutates: bool = False,
+    ) -> Analysis:
+        return cls(
+            _RECORD.join(_UNIT.join(_key(k) for k in path) for path in reads),
+            _UNIT.join(sorted(filters)),
+            _UNIT.join(sorted(tests)),
+            None if refs is None else _UNIT.join(sorted(refs)),
+            mutates,
+        )
+
+    @property
+    def reads(self) -> list[tuple[str | int, ...]]:
+        if not self.encoded_reads:
+            return []
+        return [
+            tuple(int(k[1:]) if k[0] == "i" else k[1:] for k in path.split(_UNIT))
+            for path in self.encoded_reads.split(_RECORD)
+        ]
+
+    @property
+    def filters(self) -> list[str]:
+        return self.encoded_filters.split(_UNIT) if self.encoded_filters else []
+
+    @property
+    def tests(self) -> list[str]:
+        return self.encoded_tests.split(_UNIT) if self.encoded_tests else []
+
+    @property
+    def refs(self) -> list[str] | None:
+        if self.encoded_refs is None:
+            return None
+        return self.encoded_refs.split(_UNIT) if self.encoded_refs else []
+
+
+_UNIT, _RECORD = "\x1f", "\x1e"  # between keys of a path (names), between paths
+
+
+def _key(key: str | int) -> str:
+    return f"i{key}" if isinstance(key, int) else f"s{key}"
 
 
 def analyse(env: jinja2.Environment, name: str, source: str) -> Analysis | None:
@@ -145,13 +195,7 @@ def analysis_of(ast: nodes.Template, free: Iterable[str]) -> Analysis:
         and not (isinstance(call.node.node, nodes.Name) and call.node.node.name in imported)
         for call in calls
     )
-    return Analysis(
-        reads=_reads(chains, names, set(free)),
-        filters=tuple(sorted(filters)),
-        tests=tuple(sorted(tests)),
-        refs=None if refs is None else tuple(sorted(refs)),
-        mutates=mutates,
-    )
+    return Analysis.of(_reads(chains, names, set(free)), filters, tests, refs, mutates)
 
 
 # Attributes of the values data holds: `apps.items` is a method, not a key.
@@ -183,8 +227,8 @@ def _reads(
             continue
         path: list[str | int] = [node.name]
         for key in reversed(keys):
-            if isinstance(key, str) and key in _VALUE_ATTRIBUTES:
-                break  # a method or attribute of the value: depends on the whole of it
+            if isinstance(key, str) and (key in _VALUE_ATTRIBUTES or not key.isprintable()):
+                break  # a method or attribute of the value (or an odd key): the whole of it
             path.append(key)
         covered.add(id(node))
         reads.add(tuple(path))
@@ -266,8 +310,8 @@ class Reuse:
         self.analyses: dict[tuple[str, bytes], Analysis | None] = {}
         self.changed = False
         self.reused = 0
-        self._sources: dict[str, tuple[bytes, str] | None] = {}
-        self._values: dict[tuple[str | int, ...], bytes] = {}
+        self._checksums: dict[str, bytes | None] = {}
+        self._digests: dict[int, bytes] = {}  # id of a mapping or list in the data → digest
         self._used: set[tuple[str, bytes]] = set()
         self.parse_allowed = False  # before rendering, only known analyses are used
         self._rendered_from: dict[str, bytes] = {}  # template → checksum of the text rendered
@@ -275,32 +319,43 @@ class Reuse:
 
     # --- the store -------------------------------------------------------------------------
 
+    # The store is a pickle followed by the sha256 of it, written and read as a stream: held
+    # whole in memory next to the outputs it holds, it would double them at the peak.
+
     def _load(self) -> None:
         try:
             with open(self.store_path, "rb") as fp:
-                blob = fp.read()
-        except OSError:
+                if not _intact(fp):
+                    return  # damaged: everything renders and the store is written anew
+                stored = pickle.load(fp)  # our own file, checked: not untrusted input
+        except Exception:  # unreadable or not what save() wrote: everything renders
             return
-        digest, payload = blob[:32], blob[32:]
-        if hashlib.sha256(payload).digest() != digest:
-            return  # damaged: everything renders and the store is written anew
         try:
-            stored = pickle.loads(payload)  # our own file, checked: not untrusted input
             if stored["format"] != FORMAT:
                 return
             self.entries = dict(stored["entries"])
-            self.analyses = dict(stored["analyses"])
+            self.analyses = {
+                entry: None if analysis is None else _interned(analysis)
+                for entry, analysis in stored["analyses"].items()
+            }
         except Exception:
             self.entries, self.analyses = {}, {}
 
     def save(self) -> None:
         if not self.changed:
             return
-        payload = pickle.dumps(
-            {"format": FORMAT, "entries": self.entries, "analyses": self.analyses},
-            pickle.HIGHEST_PROTOCOL,
-        )
-        cache.write_entry(self.store_path, hashlib.sha256(payload).digest() + payload)
+        stored = {"format": FORMAT, "entries": self.entries, "analyses": self.analyses}
+
+        def write(fp: BinaryIO) -> None:
+            hashing = _HashingWriter(fp)
+            pickler = pickle.Pickler(hashing, pickle.HIGHEST_PROTOCOL)
+            # No memo: it would hold an entry for every object written (MBs on a large tree);
+            # nothing here is shared or cyclic.
+            pickler.fast = True
+            pickler.dump(stored)
+            fp.write(hashing.digest.digest())
+
+        cache.write_entry(self.store_path, write)
 
     def lookup(self, name: str, key: bytes) -> tuple[bool, Any]:
         kept = self.entries.get(name)
@@ -363,12 +418,11 @@ class Reuse:
             if current in seen:
                 continue
             seen.add(current)
-            source = self._source(current)
-            if source is None:
+            checksum = self._checksum(current)
+            if checksum is None:
                 yield current, (b"missing", None)  # rendering says so; never kept then
                 continue
-            checksum, text = source
-            analysis = self._analysis(current, checksum, text)
+            analysis = self._analysis(current, checksum)
             yield current, (checksum, analysis)
             if analysis is not None:
                 pending.extend(analysis.refs or ())
@@ -381,28 +435,37 @@ class Reuse:
                 raise _NotReusable(current)
         return found
 
-    def _source(self, name: str) -> tuple[bytes, str] | None:
-        if name not in self._sources:
-            loader = self.env.loader
-            try:
-                if loader is None:
-                    raise jinja2.TemplateNotFound(name)
-                text, _, _ = loader.get_source(self.env, name)
-            except jinja2.TemplateNotFound:
-                self._sources[name] = None
-            except (OSError, UnicodeDecodeError):
-                raise _NotReusable(name) from None
-            else:
-                self._sources[name] = (_checksum(text), text)
-        return self._sources[name]
+    def _checksum(self, name: str) -> bytes | None:
+        """The checksum of template `name`'s text as read now (kept for the run, not the text:
+        all of a large tree's templates would be held at once); None when there is none."""
+        if name not in self._checksums:
+            text = self._text(name)
+            self._checksums[name] = None if text is None else _checksum(text)
+        return self._checksums[name]
 
-    def _analysis(self, name: str, checksum: bytes, text: str) -> Analysis | None:
+    def _text(self, name: str) -> str | None:
+        loader = self.env.loader
+        try:
+            if loader is None:
+                raise jinja2.TemplateNotFound(name)
+            text, _, _ = loader.get_source(self.env, name)
+        except jinja2.TemplateNotFound:
+            return None
+        except (OSError, UnicodeDecodeError):
+            raise _NotReusable(name) from None
+        return text
+
+    def _analysis(self, name: str, checksum: bytes) -> Analysis | None:
         entry = (name, checksum)
         self._used.add(entry)
         if entry not in self.analyses:
             if not self.parse_allowed:
                 raise _Unknown(name)
-            self.analyses[entry] = analyse(self.env, name, text)
+            text = self._text(name)
+            if text is None or _checksum(text) != checksum:
+                raise _NotReusable(name)  # edited while this run read it
+            found = analyse(self.env, name, text)
+            self.analyses[entry] = None if found is None else _interned(found)
             self.changed = True
         return self.analyses[entry]
 
@@ -411,7 +474,7 @@ class Reuse:
         captured, loaded = recorded
         for entry, analysis in captured.items():
             if self.analyses.get(entry) != analysis:
-                self.analyses[entry] = analysis
+                self.analyses[entry] = _interned(analysis)
                 self.changed = True
         for name, checksum in loaded.items():
             if self._rendered_from.setdefault(name, checksum) != checksum:
@@ -445,7 +508,7 @@ class Reuse:
         """What the value at `path` is this run, as bytes for the key."""
         variable = str(path[0])
         if variable in file_data:
-            return b"f" + _path_digest(file_data[variable], path[1:])
+            return b"f" + _path_digest(file_data[variable], path[1:], {})
         globals_ = self.env.globals
         if variable not in globals_:
             return b"u"  # undefined: the undefined policy (in the base key) decides
@@ -454,12 +517,10 @@ class Reuse:
             if variable in _UNSTABLE_GLOBALS:
                 raise _NotReusable(variable)
             return b"j"
-        if path not in self._values:
-            self._values[path] = b"d" + _path_digest(value, path[1:])
-        return self._values[path]
+        return b"d" + _path_digest(value, path[1:], self._digests)
 
 
-def _path_digest(value: Any, keys: tuple[str | int, ...]) -> bytes:
+def _path_digest(value: Any, keys: tuple[str | int, ...], memo: dict[int, bytes]) -> bytes:
     """A digest of what `keys` lead to in `value`: as far as they go into plain mappings and
     lists, then all of what is there (the rest of the path is in the template's source). A key
     a mapping or list does not hold reads as undefined: the rest of it does not matter (keys
@@ -476,7 +537,53 @@ def _path_digest(value: Any, keys: tuple[str | int, ...]) -> bytes:
             break  # an attribute of a scalar (a date's year ...): depends on all of it
         value = value[key]
         depth += 1
+    if type(value) in (dict, list):  # read by many templates, costly to digest: once a run
+        digest = memo.get(id(value))
+        if digest is None:
+            digest = memo[id(value)] = _plain_digest(value)
+        return depth.to_bytes(2, "big") + digest
     return depth.to_bytes(2, "big") + _plain_digest(value)
+
+
+class _HashingWriter:
+    """A binary file that also hashes what is written to it."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self.fp = fp
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.fp.write(data)
+
+
+def _intact(fp: BinaryIO) -> bool:
+    """True when the file's last 32 bytes are the sha256 of the rest; leaves it at the start."""
+    size = os.fstat(fp.fileno()).st_size
+    if size < 32:
+        return False
+    digest = hashlib.sha256()
+    remaining = size - 32
+    while remaining:
+        chunk = fp.read(min(remaining, 1 << 20))
+        if not chunk:
+            return False
+        digest.update(chunk)
+        remaining -= len(chunk)
+    intact = fp.read(32) == digest.digest()
+    fp.seek(0)
+    return intact
+
+
+def _interned(analysis: Analysis) -> Analysis:
+    """`analysis` with its strings shared with every other template's that are the same."""
+    return Analysis(
+        sys.intern(analysis.encoded_reads),
+        sys.intern(analysis.encoded_filters),
+        sys.intern(analysis.encoded_tests),
+        None if analysis.encoded_refs is None else sys.intern(analysis.encoded_refs),
+        analysis.mutates,
+    )
 
 
 def _code_version() -> bytes:
