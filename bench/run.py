@@ -74,9 +74,10 @@ def process_tree(pid: int) -> list[int]:
     while todo:
         current = todo.pop()
         pids.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError, ValueError):
-                todo.extend(int(c) for c in task.read_text().split())
+        with contextlib.suppress(OSError):  # a process that ended while it was looked at
+            for task in Path(f"/proc/{current}/task").glob("*/children"):
+                with contextlib.suppress(OSError, ValueError):
+                    todo.extend(int(c) for c in task.read_text().split())
     return pids
 
 
