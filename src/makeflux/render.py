@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 import struct
 import zlib
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -263,9 +264,11 @@ def render_templates(
 
     kept = reuse.for_run(env, settings, scope) if scope is not None else None
 
-    def recording(source: SourceFile) -> tuple[PackedContent | Problem | None, Any]:
+    def recording(source: SourceFile) -> tuple[PackedContent | Problem | None, bytes]:
         result = outcome(source)
-        return result, reuse.drain()  # what compiling and loading showed, to the parent
+        # What compiling and loading showed, to the parent; as one bytes object, since the
+        # parent holds every result at once (dicts of objects cost ~1.5 KB a template).
+        return result, pickle.dumps(reuse.drain(), pickle.HIGHEST_PROTOCOL)
 
     def render(indexes: list[int]) -> list[PackedContent | Problem | None]:
         chosen = [templates[i] for i in indexes]
@@ -274,7 +277,7 @@ def render_templates(
             return parallel.map_adaptive(outcome, chosen, worker_finish=finish)
         results = []
         for result, recorded in parallel.map_adaptive(recording, chosen, worker_finish=finish):
-            kept.learn(recorded)
+            kept.learn(pickle.loads(recorded))  # our own process's bytes
             results.append(result)
         return results
 
