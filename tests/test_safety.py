@@ -364,6 +364,24 @@ def test_plaintext_secrets_are_private_announced_and_fail_check(tmp_path: Path) 
     assert run_cli(["check"], project).exit_code == 0
 
 
+def test_the_plaintext_warning_stays_one_readable_line_and_skips_ciphertext(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path)
+    templates = project / "templates"
+    for n in range(7):
+        (templates / f"apps/extra{n}.sops.yaml.j2").write_text("token: plain\n")
+    # A template may hold the ciphertext itself: nothing to encrypt, nothing to announce.
+    (templates / "apps/sealed.sops.yaml.j2").write_text(ENCRYPTED_SECRET)
+    result = render(project)
+    assert result.exit_code == 0, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("makeflux: 8 secret file(s) written in plaintext: encrypt them ")
+    assert line.endswith(" … and 3 more: makeflux check lists them)")
+    assert "sealed" not in line
+    assert (out(project) / "apps/sealed.sops.yaml").stat().st_mode & 0o777 != 0o600
+
+
 def test_an_unchanged_encrypted_secret_is_not_rewritten_in_plaintext(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     assert render(project).exit_code == 0

@@ -80,10 +80,17 @@ def secret_lines(plan: Plan) -> list[str]:
     written = [display(plan.tree.root / p) for p in plan.secrets_written()]
     if not written:
         return []
+    shown = " ".join(written[:_SECRETS_SHOWN])
+    more = len(written) - _SECRETS_SHOWN
+    if more > 0:  # one line stays readable; `makeflux check` lists every one
+        shown += f" … and {more} more: makeflux check lists them"
     return [
         f"makeflux: {len(written)} secret file(s) written in plaintext: encrypt them before "
-        f"committing (sops --encrypt --in-place {' '.join(written)})"
+        f"committing (sops --encrypt --in-place {shown})"
     ]
+
+
+_SECRETS_SHOWN = 5
 
 
 def plan_changes(plan: Plan, *, for_check: bool = False, with_diff: bool = True) -> list[Change]:

@@ -121,10 +121,13 @@ class Plan:
 
     def secrets_written(self) -> list[str]:
         """Rewritten (sops) files this plan writes in plaintext."""
+        files = self.tree.files
         return [
             p
             for p in self.paths(CREATE, RECREATE, UPDATE)
             if is_rewritten(p, self.rewritten_patterns)
+            and p in files
+            and not is_encrypted(files[p])  # a template that holds the ciphertext itself
         ]
 
     def manifest_label(self) -> str:
