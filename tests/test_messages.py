@@ -177,3 +177,30 @@ def test_paths_climb_with_dots_inside_the_repository_and_a_little_outside(tmp_pa
     errors_module._ROOTS.clear()
     assert display_path(target, deep) == "../../../x.yaml"
     assert display_path(tmp_path.parent / "y", deep) == str(tmp_path.parent / "y")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["validate"],
+        ["render", "--no-lint"],
+        ["plan", "--no-lint"],
+        ["explain"],
+        ["docs", "--check"],
+        ["set", "node_cpu_threshold=80"],
+    ],
+    ids=lambda c: " ".join(c),
+)
+def test_an_unknown_lint_rule_is_refused_by_every_command(
+    project: Path, command: list[str]
+) -> None:
+    """[makeflux.lint] is part of the settings: a typo there fails `validate` as it fails
+    `lint`, not only the commands that happen to lint."""
+    settings_with(project, 'disable = ["no-such-rule"]\n')
+    before = (project / "cluster.yaml").read_bytes()
+    result = run_cli(command, project)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("makeflux.toml: 'lint.disable' names unknown rule 'no-such-rule'; ")
+    assert (project / "cluster.yaml").read_bytes() == before
+    assert not (project / "kubernetes").exists()

@@ -172,7 +172,16 @@ def load_settings(cwd: Path, explicit: Path | None = None) -> Settings:
                 display_path(path),
             )
         )
-    return settings_from_table(table, flavor=flavor, source=path)
+    settings = settings_from_table(table, flavor=flavor, source=path)
+    if settings.lint:
+        # Checked here, with the rest of the settings, so that every command refuses a bad
+        # [makeflux.lint] (an unknown rule id ...), not only those that lint.
+        from makeflux.lint.config import lint_config
+
+        lint_config(
+            settings.lint, display_path(path), settings.base_dir, settings.rewritten_patterns
+        )
+    return settings
 
 
 def settings_from_table(
