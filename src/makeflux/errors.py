@@ -126,6 +126,26 @@ class PluginError(MakefluxError):
     """A makejinja-style plugin could not be imported or constructed."""
 
 
+class LockedError(MakefluxError):
+    """Another makeflux run holds the lock."""
+
+
+class WriteError(MakefluxError):
+    """The output tree could not be written (disk full, permissions ...)."""
+
+
+class HandEditError(MakefluxError):
+    """render would overwrite or delete files makeflux did not write (or no longer wrote)."""
+
+
+class MassPruneError(MakefluxError):
+    """render or check would delete most of what makeflux generated: more likely lost input."""
+
+
+class ManifestError(MakefluxError):
+    """The manifest exists but cannot be trusted (unreadable, not JSON, wrong shape)."""
+
+
 def kind_of(value: Any) -> str:
     """What a value read from YAML, JSON or TOML is, in the words messages use."""
     if isinstance(value, bool):

@@ -15,16 +15,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from makeflux.boundary import LOCK_FILE
-from makeflux.errors import MakefluxError, Problem, display_path
+from makeflux.errors import LockedError, MakefluxError, Problem, display_path
 from makeflux.manifest import manifest_path
 from makeflux.settings import Settings
 
 # How long a second run waits for the first; MAKEFLUX_LOCK_WAIT (seconds) overrides it.
 DEFAULT_WAIT_SECONDS = 10.0
-
-
-class LockedError(MakefluxError):
-    """Another makeflux run holds the lock."""
 
 
 def lock_path(settings: Settings) -> Path:

@@ -14,16 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from makeflux.errors import MakefluxError, Problem
+from makeflux.errors import ManifestError, Problem
 from makeflux.errors import display_path as _display
 from makeflux.settings import Settings
 
 MANIFEST_FILE = ".makeflux-manifest.json"
 MANIFEST_VERSION = 1
-
-
-class ManifestError(MakefluxError):
-    """The manifest exists but cannot be trusted (unreadable, not JSON, wrong shape)."""
 
 
 @dataclass(frozen=True)

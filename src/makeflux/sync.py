@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from makeflux.boundary import Boundary, boundary_for, inside
-from makeflux.errors import MakefluxError, Problem
+from makeflux.errors import HandEditError, MassPruneError, Problem, WriteError
 from makeflux.errors import display_path as _display
 from makeflux.lock import lock_path
 from makeflux.manifest import (
@@ -58,18 +58,6 @@ ENCRYPTED = "encrypted"  # a rewritten file, encrypted on disk, whose plaintext 
 _SOPS_MARKERS = re.compile(
     rb'ENC\[[A-Z0-9_]+,|^"?sops"?\s*:|^sops_\w+\s*=|"sops"\s*:\s*\{|^\[sops\]', re.MULTILINE
 )
-
-
-class WriteError(MakefluxError):
-    """The output tree could not be written (disk full, permissions ...)."""
-
-
-class HandEditError(MakefluxError):
-    """render would overwrite or delete files makeflux did not write (or no longer wrote)."""
-
-
-class MassPruneError(MakefluxError):
-    """render or check would delete most of what makeflux generated: more likely lost input."""
 
 
 @dataclass(frozen=True)

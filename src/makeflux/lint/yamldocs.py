@@ -10,10 +10,10 @@ from typing import Any
 import yaml
 
 from makeflux.lint.findings import ERROR, Finding
+from makeflux.yamlsource import YAML_SUFFIXES
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-YAML_SUFFIXES = (".yaml", ".yml")
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
