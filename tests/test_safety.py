@@ -623,12 +623,12 @@ def test_settings_that_crashed_jinja_get_one_line(tmp_path: Path, extra: str, me
 
 
 def test_an_internal_error_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from makeflux import sync
+    from makeflux import pipeline
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(sync, "plan_run", broken)
+    monkeypatch.setattr(pipeline, "plan", broken)
     result = run_cli(["plan"], make_project(tmp_path))
     assert result.exit_code == 3
     assert result.stderr == (

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from makeflux import output
+from makeflux import output, sync
+from makeflux.boundary import Boundary, boundary_for
 from makeflux.data import LoadedData, load_data
 from makeflux.environment import JinjaSetup, build_environment
 from makeflux.errors import Problem, SettingsError, display_path
-from makeflux.manifest import scratch_manifest_path
+from makeflux.lock import lock_path
+from makeflux.manifest import journal_path, manifest_path, scratch_manifest_path
 from makeflux.render import RenderedTree, render_tree
 from makeflux.settings import Settings, load_settings
 
@@ -123,3 +125,25 @@ def lint(run: Run, *, enabled: bool = True) -> Run:
 def build(options: RunOptions) -> Run:
     """The whole in-memory pipeline: load → validate → render."""
     return render(validate(load(options)))
+
+
+def plan(run: Run, *, force: bool = False, ignore_guard: bool = False) -> sync.Plan:
+    """What writing the run's tree would do (sync.plan_for), within the Boundary of everything
+    the run read."""
+    assert run.tree is not None, "render the run first"
+    return sync.plan_for(
+        run.tree, run.settings, force=force, ignore_guard=ignore_guard, boundary=boundary(run)
+    )
+
+
+def boundary(run: Run) -> Boundary:
+    """The Boundary of a run: its settings, the data files it read and its plugins' sources."""
+    settings = run.settings
+    extra: dict[Path, str] = {}
+    if settings.keep_manifest:
+        manifest = manifest_path(settings)
+        extra[manifest] = f"the manifest {display_path(manifest)}"
+        extra[journal_path(manifest)] = "the manifest's journal"
+        extra[lock_path(settings)] = "the lock file"
+    plugins = run.setup.plugins if run.setup is not None else ()
+    return boundary_for(settings, run.data.files, plugins, extra)

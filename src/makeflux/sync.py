@@ -30,7 +30,6 @@ from pathlib import Path, PurePosixPath
 from makeflux.boundary import Boundary, boundary_for, inside
 from makeflux.errors import HandEditError, MassPruneError, Problem, WriteError
 from makeflux.errors import display_path as _display
-from makeflux.lock import lock_path
 from makeflux.manifest import (
     Manifest,
     ManifestError,
@@ -43,7 +42,6 @@ from makeflux.manifest import (
     render_journal,
     render_manifest,
 )
-from makeflux.pipeline import Run
 from makeflux.render import RenderedTree
 from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS, Settings
 
@@ -367,31 +365,6 @@ def plan_for(
     )
     plan.notes[:0] = notes
     return plan
-
-
-def plan_run(run: Run, *, force: bool = False, ignore_guard: bool = False) -> Plan:
-    """plan_for a pipeline Run, within the Boundary of everything that run read."""
-    assert run.tree is not None, "render the run first"
-    return plan_for(
-        run.tree,
-        run.settings,
-        force=force,
-        ignore_guard=ignore_guard,
-        boundary=run_boundary(run),
-    )
-
-
-def run_boundary(run: Run) -> Boundary:
-    """The Boundary of a run: its settings, the data files it read and its plugins' sources."""
-    settings = run.settings
-    extra: dict[Path, str] = {}
-    if settings.keep_manifest:
-        manifest = manifest_path(settings)
-        extra[manifest] = f"the manifest {_display(manifest)}"
-        extra[journal_path(manifest)] = "the manifest's journal"
-        extra[lock_path(settings)] = "the lock file"
-    plugins = run.setup.plugins if run.setup is not None else ()
-    return boundary_for(settings, run.data.files, plugins, extra)
 
 
 def check_mass_prune(plan: Plan, *, allowed: bool) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from makeflux import pipeline, report, sync
+from makeflux import pipeline, report
 from makeflux.commands.common import pipeline_options, remember_format, run_options
 from makeflux.errors import EXIT_CHANGES
 
@@ -47,7 +47,7 @@ def plan(
     run = pipeline.build(run_options(config, overrides, data_files, output))
     run = pipeline.lint(run, enabled=not no_lint)
     findings = run.findings or []
-    the_plan = sync.plan_run(run, force=force)
+    the_plan = pipeline.plan(run, force=force)
     report.echo_lines(the_plan.notes, err=True)
     if the_plan.mass_prune:
         report.echo(

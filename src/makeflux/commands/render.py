@@ -43,7 +43,7 @@ def render(
         # Lint before writing: bad lint settings write nothing.
         run = pipeline.lint(pipeline.render(pipeline.validate(run)), enabled=not no_lint)
         findings = run.findings or []
-        plan = sync.plan_run(run, force=force)
+        plan = pipeline.plan(run, force=force)
         report.error_lines(plan.notes)
         sync.check_mass_prune(plan, allowed=allow_mass_prune)
         sync.apply_plan(plan)
