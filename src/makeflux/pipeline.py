@@ -36,14 +36,20 @@ class RunOptions:
 
 @dataclass
 class Run:
-    """The state of one run, filled in stage by stage."""
+    """One run once its settings and data are loaded (and validated, by validate())."""
 
     options: RunOptions
     settings: Settings
     data: LoadedData
-    tree: RenderedTree | None = None
-    setup: JinjaSetup | None = None  # the render's Jinja environment, reused by lint
-    findings: list[Finding] | None = None  # None: lint did not run
+
+
+@dataclass
+class RenderedRun(Run):
+    """A run whose templates are rendered: what lint, plan and the sinks work on."""
+
+    tree: RenderedTree = field(kw_only=True)
+    setup: JinjaSetup = field(kw_only=True)  # the render's Jinja environment, reused by lint
+    findings: list[Finding] | None = field(default=None, kw_only=True)  # None: lint did not run
 
 
 def load(options: RunOptions) -> Run:
@@ -102,14 +108,14 @@ def validate(run: Run, *, thorough: bool = False) -> Run:
     return run
 
 
-def render(run: Run) -> Run:
+def render(run: Run) -> RenderedRun:
     """Render every template in memory."""
-    run.setup = build_environment(run.settings, run.data.values)
-    run.tree = render_tree(run.settings, run.data.values, run.setup)
-    return run
+    setup = build_environment(run.settings, run.data.values)
+    tree = render_tree(run.settings, run.data.values, setup)
+    return RenderedRun(run.options, run.settings, run.data, tree=tree, setup=setup)
 
 
-def lint(run: Run, *, enabled: bool = True) -> Run:
+def lint(run: RenderedRun, *, enabled: bool = True) -> RenderedRun:
     """Check the rendered tree and the templates.
 
     A makejinja.toml project lints only when asked (`makeflux lint`): a drop-in must not start
@@ -122,15 +128,14 @@ def lint(run: Run, *, enabled: bool = True) -> Run:
     return run
 
 
-def build(options: RunOptions) -> Run:
+def build(options: RunOptions) -> RenderedRun:
     """The whole in-memory pipeline: load → validate → render."""
     return render(validate(load(options)))
 
 
-def plan(run: Run, *, force: bool = False, ignore_guard: bool = False) -> sync.Plan:
+def plan(run: RenderedRun, *, force: bool = False, ignore_guard: bool = False) -> sync.Plan:
     """What writing the run's tree would do (sync.plan_for), within the Boundary of everything
     the run read."""
-    assert run.tree is not None, "render the run first"
     return sync.plan_for(
         run.tree, run.settings, force=force, ignore_guard=ignore_guard, boundary=boundary(run)
     )
@@ -145,5 +150,5 @@ def boundary(run: Run) -> Boundary:
         extra[manifest] = f"the manifest {display_path(manifest)}"
         extra[journal_path(manifest)] = "the manifest's journal"
         extra[lock_path(settings)] = "the lock file"
-    plugins = run.setup.plugins if run.setup is not None else ()
+    plugins = run.setup.plugins if isinstance(run, RenderedRun) else ()
     return boundary_for(settings, run.data.files, plugins, extra)

@@ -35,7 +35,7 @@ from makeflux.lint.yamldocs import KUSTOMIZATION_NAMES, YAML_SUFFIXES, check_yam
 
 if TYPE_CHECKING:
     from makeflux.environment import JinjaSetup
-    from makeflux.pipeline import Run
+    from makeflux.pipeline import RenderedRun
     from makeflux.settings import Settings
 
 __all__ = [
@@ -76,9 +76,8 @@ def lint_tree(files: Mapping[str, bytes], config: LintConfig | None = None) -> l
     return _finish(_one_per_problem(findings), config)
 
 
-def run(pipeline_run: Run) -> list[Finding]:
+def run(pipeline_run: RenderedRun) -> list[Finding]:
     """Lint a built run: its rendered tree and its templates against the schema."""
-    assert pipeline_run.tree is not None, "lint.run needs pipeline.build() first"
     config = config_from_settings(pipeline_run.settings)
     # Tree paths are relative to the output; show them as the user finds them (from cwd).
     prefix = display_path(pipeline_run.tree.root)
@@ -92,11 +91,10 @@ def run(pipeline_run: Run) -> list[Finding]:
     return _finish(findings, config)
 
 
-def name_templates(pipeline_run: Run, findings: list[Finding]) -> list[Finding]:
+def name_templates(pipeline_run: RenderedRun, findings: list[Finding]) -> list[Finding]:
     """Each finding in a rendered file, with the template and line that produced its line;
     a copied file's source is named at the same line."""
     tree, settings = pipeline_run.tree, pipeline_run.settings
-    assert tree is not None and pipeline_run.setup is not None
     env = pipeline_run.setup.env
     traced: dict[str, list | None] = {}
     marking = None
