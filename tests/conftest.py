@@ -1,8 +1,9 @@
-"""Shared test helpers: run the real CLI, snapshot trees."""
+"""Shared test helpers: run the real CLI, copy the shipped project, snapshot trees."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,20 @@ from click.testing import CliRunner, Result
 from makeflux.cli import cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shipped_project(root: Path, *extra: str, cluster_yaml: bool = True) -> Path:
+    """A copy of the shipped project at `root`, as a user's clone has it: templates/, schemas/,
+    makeflux.toml and cluster.sample.yaml, the `extra` files named (e.g. "Taskfile.yaml"), and
+    with `cluster_yaml` a cluster.yaml copied from the sample."""
+    root.mkdir(parents=True)
+    for name in ("templates", "schemas"):
+        shutil.copytree(REPO_ROOT / name, root / name)
+    for name in ("makeflux.toml", "cluster.sample.yaml", *extra):
+        shutil.copy2(REPO_ROOT / name, root / name)
+    if cluster_yaml:
+        shutil.copy2(REPO_ROOT / "cluster.sample.yaml", root / "cluster.yaml")
+    return root
 
 
 def run_cli(args: Sequence[str], cwd: Path) -> Result:

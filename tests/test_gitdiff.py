@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, run_cli
+from conftest import run_cli, shipped_project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,12 +37,7 @@ def hunks(diff: str) -> str:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The shipped project, rendered from the sample."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("templates", "schemas"):
-        shutil.copytree(REPO_ROOT / name, root / name)
-    shutil.copy2(REPO_ROOT / "makeflux.toml", root / "makeflux.toml")
-    shutil.copy2(REPO_ROOT / "cluster.sample.yaml", root / "cluster.yaml")
+    root = shipped_project(tmp_path / "project")
     assert run_cli(["render"], root).exit_code == 0
     return root
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import shipped_project
 
 from makeflux.cli import cli
 from makeflux.cluster_file import FILL_IN_NOTE
@@ -19,13 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def make_project(tmp_path: Path) -> Path:
     """A copy of the shipped project (settings, schema, templates, sample) without cluster.yaml."""
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("templates", "schemas"):
-        shutil.copytree(REPO / name, project / name)
-    for name in ("makeflux.toml", "cluster.sample.yaml"):
-        shutil.copy2(REPO / name, project / name)
-    return project
+    return shipped_project(tmp_path / "project", cluster_yaml=False)
 
 
 def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

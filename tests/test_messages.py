@@ -4,24 +4,17 @@ typed from the working directory, and a next step that works."""
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, run_cli, run_subprocess
+from conftest import run_cli, run_subprocess, shipped_project
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The shipped project with cluster.yaml from the sample."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("templates", "schemas"):
-        shutil.copytree(REPO_ROOT / name, root / name)
-    shutil.copy2(REPO_ROOT / "makeflux.toml", root / "makeflux.toml")
-    shutil.copy2(REPO_ROOT / "cluster.sample.yaml", root / "cluster.yaml")
-    return root
+    return shipped_project(tmp_path / "project")
 
 
 def settings_with(project: Path, extra: str) -> None:

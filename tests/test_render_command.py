@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, run_cli, run_subprocess
+from tests.conftest import REPO_ROOT, run_cli, run_subprocess, shipped_project
 from tests.test_sync_support import (
     BASE_FILES,
     encrypt_secrets,
@@ -91,12 +90,7 @@ def test_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_the_shipped_template_pack_from_a_fresh_copy(tmp_path: Path) -> None:
     """render, plan and check on the repository's own templates, as a user's clone would."""
-    project = tmp_path / "clone"
-    project.mkdir()
-    for name in ("templates", "schemas"):
-        shutil.copytree(REPO_ROOT / name, project / name)
-    shutil.copy(REPO_ROOT / "makeflux.toml", project)
-    shutil.copy(REPO_ROOT / "cluster.sample.yaml", project / "cluster.yaml")
+    project = shipped_project(tmp_path / "clone")
 
     first = run_cli(["render"], project)
     assert first.exit_code == 0, first.output

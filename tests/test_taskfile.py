@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import NETWORK_ASSIGNMENTS, run_subprocess
+from conftest import NETWORK_ASSIGNMENTS, run_subprocess, shipped_project
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,13 +45,7 @@ def task(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The shipped project as a user has it: settings, schema, templates, sample, Taskfile."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("templates", "schemas"):
-        shutil.copytree(REPO / name, root / name)
-    for name in ("makeflux.toml", "Taskfile.yaml", "cluster.sample.yaml"):
-        shutil.copy2(REPO / name, root / name)
-    return root
+    return shipped_project(tmp_path / "project", "Taskfile.yaml", cluster_yaml=False)
 
 
 def init_and_fill(project: Path) -> None:

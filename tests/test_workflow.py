@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import NETWORK_ASSIGNMENTS
+from conftest import NETWORK_ASSIGNMENTS, shipped_project
 
 REPO = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -50,13 +50,7 @@ def check_jsonschema(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The shipped project with cluster.yaml from the sample, rendered once."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("templates", "schemas"):
-        shutil.copytree(REPO / name, root / name)
-    for name in ("makeflux.toml", "cluster.sample.yaml"):
-        shutil.copy2(REPO / name, root / name)
-    shutil.copy2(REPO / "cluster.sample.yaml", root / "cluster.yaml")
+    root = shipped_project(tmp_path / "project")
     rendered = makeflux(root, "render", "--no-lint")
     assert rendered.returncode == 0, rendered.stderr
     return root
