@@ -264,3 +264,29 @@ def test_a_jinja_whose_internals_differ_renders_everything(
     assert result.exit_code == 0
     assert "template(s) rendered" not in result.stderr  # no reuse at all
     assert _tree(project / "out") == _from_scratch(project, tmp_path)
+
+
+def test_an_output_rendered_from_other_text_than_its_key_is_not_kept(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template edited between makeflux reading it for the key and a worker rendering it:
+    the worker reports the text it rendered from, and the output is not kept under the key."""
+    from makeflux import cache, reuse
+    from makeflux.data import load_data
+    from makeflux.environment import build_environment
+    from makeflux.settings import load_settings
+
+    monkeypatch.chdir(project)
+    # The switch is process-wide and an in-process `--no-cache` run above leaves it off.
+    monkeypatch.setattr(cache, "_enabled", True)
+    settings = load_settings(project)
+    setup = build_environment(settings, load_data(settings).values)
+    kept = reuse.for_run(setup.env, settings, "scope")
+    assert kept is not None
+    kept.parse_allowed = True
+    assert kept.key_for("deep.yaml.j2", {}) is not None
+    text = (project / "templates/deep.yaml.j2").read_text()
+    kept.learn(({}, {"deep.yaml.j2": reuse._checksum(text)}))
+    assert kept.rendered_as_keyed("deep.yaml.j2")
+    kept.learn(({}, {"deep.yaml.j2": reuse._checksum(text + "edited\n")}))
+    assert not kept.rendered_as_keyed("deep.yaml.j2")
