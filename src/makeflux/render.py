@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import pickle
 import struct
+import tempfile
 import zlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -264,21 +264,23 @@ def render_templates(
 
     kept = reuse.for_run(env, settings, scope) if scope is not None else None
 
-    def recording(source: SourceFile) -> tuple[PackedContent | Problem | None, bytes]:
-        result = outcome(source)
-        # What compiling and loading showed, to the parent; as one bytes object, since the
-        # parent holds every result at once (dicts of objects cost ~1.5 KB a template).
-        return result, pickle.dumps(reuse.drain(), pickle.HIGHEST_PROTOCOL)
-
     def render(indexes: list[int]) -> list[PackedContent | Problem | None]:
         chosen = [templates[i] for i in indexes]
-        finish = lambda: _finish_cache(env)  # noqa: E731
         if kept is None:
-            return parallel.map_adaptive(outcome, chosen, worker_finish=finish)
-        results = []
-        for result, recorded in parallel.map_adaptive(recording, chosen, worker_finish=finish):
-            kept.learn(pickle.loads(recorded))  # our own process's bytes
-            results.append(result)
+            return parallel.map_adaptive(outcome, chosen, worker_finish=lambda: _finish_cache(env))
+        # What compiling and loading showed reaches this process from forked workers through
+        # files each writes when its share is done, not with every result: the results are
+        # all held at once, and this keeps them as small as without reuse.
+        with tempfile.TemporaryDirectory(prefix="makeflux-records-") as records:
+
+            def finish_worker() -> None:
+                _finish_cache(env)
+                reuse.dump(Path(records))
+
+            results = parallel.map_adaptive(outcome, chosen, worker_finish=finish_worker)
+            kept.learn(reuse.drain())  # what this process rendered itself
+            for recorded in reuse.dumped(Path(records)):
+                kept.learn(recorded)
         return results
 
     if kept is not None:

@@ -16,6 +16,7 @@ extension that is not Jinja's own. Failures are never kept.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import os
@@ -288,6 +289,29 @@ def drain() -> tuple[dict[tuple[str, bytes], Analysis], dict[str, bytes]]:
     return drained
 
 
+def dump(directory: Path) -> None:
+    """Write what this (forked) process recorded into `directory`, for the parent (dumped).
+    A report that cannot be written only costs reuse: see Reuse.rendered_as_keyed."""
+    with contextlib.suppress(OSError):
+        target = directory / f"{os.getpid()}.records"
+        partial = target.with_suffix(".partial")
+        with open(partial, "wb") as fp:
+            pickle.dump(drain(), fp, pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, target)
+
+
+def dumped(
+    directory: Path,
+) -> Iterator[tuple[dict[tuple[str, bytes], Analysis], dict[str, bytes]]]:
+    """What the workers wrote with dump(), one worker at a time."""
+    for path in sorted(directory.glob("*.records")):
+        try:
+            with open(path, "rb") as fp:
+                yield pickle.load(fp)  # written by this run's own workers, just now
+        except Exception:
+            continue  # unreadable: its templates are not kept (rendered_as_keyed)
+
+
 def _checksum(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
@@ -483,6 +507,8 @@ class Reuse:
     def rendered_as_keyed(self, name: str) -> bool:
         """True when every template `name` reaches was rendered from the text its key was made
         of (not edited while this run read and rendered it)."""
+        if name not in self._rendered_from:
+            return False  # no report of what it was rendered from (a worker's was lost)
         try:
             closure = self._closure(name)
         except (_NotReusable, _Unknown):
