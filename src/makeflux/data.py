@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
@@ -72,11 +73,12 @@ MAX_EXPANDED_VALUES = 1_000_000
 MAX_STRING_CHARS = 1024 * 1024
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def _load_yaml(path: Path, content: bytes | None = None) -> dict[str, Any]:
+    """The YAML data file at `path` (or its `content`, already read) as one mapping."""
     # PyYAML's pure-Python reader, as makejinja reads data: libyaml's parser is faster but accepts
     # text this one rejects (a tab after `key:`), which makejinja would refuse.
     try:
-        return _read_yaml(path)
+        return _read_yaml(path, content)
     except yaml.YAMLError as exc:
         raise DataError(yaml_error_problem(path, exc)) from None
     except RecursionError:
@@ -85,10 +87,10 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, content: bytes | None = None) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     mappings = 0
-    with path.open("rb") as fp:
+    with path.open("rb") if content is None else io.BytesIO(content) as fp:
         for number, document in enumerate(_documents(fp, path), 1):
             if document is None:
                 continue
@@ -323,32 +325,18 @@ def _load_yaml_remembered(path: Path) -> dict[str, Any]:
     """_load_yaml, with what it read kept in the cache by the file's content: PyYAML's
     pure-Python reader takes ~50 ms for a few hundred keys, unpickling them well under one.
 
-    Only a file that read without error is kept; the key covers the bytes, this module's source
-    (its loader and limits) and PyYAML's version. A file that changes while it is read is not
-    kept."""
+    The file is read once; those bytes are both the key and what is parsed. Only a file that
+    read without error is kept; the key covers the bytes, this module's source (its loader and
+    limits) and PyYAML's version."""
     from makeflux import cache
 
     content = path.read_bytes()
     if not content:
-        return _load_yaml(path)  # the error, every time
-
-    def read() -> dict[str, Any]:
-        value = _load_yaml(path)
-        if path.read_bytes() != content:
-            raise _ChangedWhileRead(value)
-        return value
-
-    try:
-        loaded: dict[str, Any] = cache.memoize_content("data", _reader_version(), content, read)
-    except _ChangedWhileRead as changed:
-        return changed.value
+        return _load_yaml(path, content)  # the error, every time
+    loaded: dict[str, Any] = cache.memoize_content(
+        "data", _reader_version(), content, lambda: _load_yaml(path, content)
+    )
     return loaded
-
-
-class _ChangedWhileRead(Exception):
-    def __init__(self, value: dict[str, Any]) -> None:
-        super().__init__("changed while read")
-        self.value = value
 
 
 _READER_VERSION: bytes | None = None
