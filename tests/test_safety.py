@@ -8,6 +8,7 @@ that crashed Jinja, and CI formats on bad input.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -669,3 +670,25 @@ def test_set_waits_for_the_lock_and_names_its_holder(tmp_path: Path) -> None:
     assert (project / "cluster.yaml").read_bytes() == before
     assert run_cli(["set", "replicas=4"], project).exit_code == 0
     assert "replicas: 4" in (project / "cluster.yaml").read_text()
+
+
+def test_a_tree_where_the_lock_cannot_be_made_is_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only checkout (EROFS for the lock file; root ignores chmod, so the file system's
+    answer is injected): nothing will be written, so there is nothing to serialize, and a render
+    with nothing to change still succeeds."""
+    project = make_project(tmp_path)
+    assert render(project).exit_code == 0
+    real_open = os.open
+
+    def read_only(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(path).endswith(".makeflux.lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    result = render(project)
+    assert result.exit_code == 0, result.output
+    assert " 0 created, 0 updated, 0 deleted" in result.stdout
+    assert not (project / ".makeflux.lock").exists()
