@@ -90,7 +90,7 @@ def _load_yaml(path: Path, content: bytes | None = None) -> dict[str, Any]:
 def _read_yaml(path: Path, content: bytes | None = None) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     mappings = 0
-    with path.open("rb") if content is None else io.BytesIO(content) as fp:
+    with path.open("rb") if content is None else _Named(content, str(path)) as fp:
         for number, document in enumerate(_documents(fp, path), 1):
             if document is None:
                 continue
@@ -114,6 +114,14 @@ def _read_yaml(path: Path, content: bytes | None = None) -> dict[str, Any]:
             )
         )
     return merged
+
+
+class _Named(io.BytesIO):
+    """Bytes already read, named like the file they came from (PyYAML's errors name it)."""
+
+    def __init__(self, content: bytes, name: str) -> None:
+        super().__init__(content)
+        self.name = name
 
 
 def _blank(path: Path) -> bool:
