@@ -133,15 +133,25 @@ def build(options: RunOptions) -> RenderedRun:
     return render(validate(load(options)))
 
 
-def plan(run: RenderedRun, *, force: bool = False, ignore_guard: bool = False) -> sync.Plan:
+def plan(
+    run: RenderedRun,
+    *,
+    force: bool = False,
+    ignore_guard: bool = False,
+    boundary: Boundary | None = None,
+) -> sync.Plan:
     """What writing the run's tree would do (sync.plan_for), within the Boundary of everything
-    the run read."""
+    the run read (`boundary`, when the caller already has it)."""
     return sync.plan_for(
-        run.tree, run.settings, force=force, ignore_guard=ignore_guard, boundary=boundary(run)
+        run.tree,
+        run.settings,
+        force=force,
+        ignore_guard=ignore_guard,
+        boundary=boundary or run_boundary(run),
     )
 
 
-def boundary(run: Run) -> Boundary:
+def run_boundary(run: Run) -> Boundary:
     """The Boundary of a run: its settings, the data files it read and its plugins' sources."""
     settings = run.settings
     extra: dict[Path, str] = {}

@@ -46,11 +46,12 @@ def check(
     run = pipeline.lint(pipeline.build(options), enabled=not no_lint)
     findings = run.findings  # None when lint did not run: the JSON report then has no "lint"
     lint_failed = bool(findings) and report.lint_exit_status(findings or []) != 0
-    the_plan = pipeline.plan(run, ignore_guard=True)
+    boundary = pipeline.run_boundary(run)
+    the_plan = pipeline.plan(run, ignore_guard=True, boundary=boundary)
     report.error_lines(the_plan.notes)
     sync.check_mass_prune(the_plan, allowed=allow_mass_prune)
     the_plan.plaintext_secrets = sync.plaintext_secrets(
-        run.settings.output, run.settings.rewritten_patterns, pipeline.boundary(run)
+        run.settings.output, run.settings.rewritten_patterns, boundary
     )
     drift = bool(report.plan_changes(the_plan, for_check=True, with_diff=False))
     if output_format == "json":
