@@ -261,10 +261,10 @@ def test_random_value_changes_on_a_home_ops_shaped_tree_match_a_render_from_scra
 def test_a_jinja_whose_internals_differ_renders_everything(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from makeflux import environment
+    from makeflux import jinja_internals
 
-    assert environment.REUSE_HOOKS_FIT  # the pinned Jinja: the hooks fit
-    monkeypatch.setattr(environment, "REUSE_HOOKS_FIT", False)
+    assert jinja_internals.REUSE_HOOKS_FIT  # the pinned Jinja: the hooks fit
+    monkeypatch.setattr(jinja_internals, "REUSE_HOOKS_FIT", False)
     _render(project)
     result = run_cli(["-v", "render", "--no-lint"], project)
     assert result.exit_code == 0

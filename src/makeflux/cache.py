@@ -288,6 +288,10 @@ class CompiledTemplateCache:
         assert bucket.code is not None
         self.compiled += 1
         self._remember(bucket.key, bucket.checksum, bucket.code)
+        from makeflux.jinja_internals import plugin_filters_wait_for_render
+
+        if not plugin_filters_wait_for_render():
+            return  # this Jinja may fold a plugin's result into the code: keep none on disk
         writer = self._writer_for_this_process()
         if writer is None:
             return

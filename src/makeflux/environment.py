@@ -7,7 +7,7 @@ import importlib.util
 import os
 import sys
 import types
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from inspect import Parameter, signature
 from pathlib import Path
@@ -15,16 +15,11 @@ from typing import Any
 
 import jinja2
 import jinja2.ext
-from jinja2 import nodes
-from jinja2.compiler import CodeGenerator, Frame, generate
-from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.environment import load_extensions
 
-from makeflux import jinja_walks
 from makeflux.errors import PluginError, Problem, SettingsError, display_path
+from makeflux.jinja_internals import MakefluxEnvironment, RecordingLoader
 from makeflux.settings import Settings
-
-jinja_walks.install()
 
 UNDEFINED_CLASSES: dict[str, type[jinja2.Undefined]] = {
     "default": jinja2.Undefined,
@@ -34,177 +29,6 @@ UNDEFINED_CLASSES: dict[str, type[jinja2.Undefined]] = {
 }
 
 PathFilter = Callable[[Path], bool]
-
-
-class MakefluxEnvironment(jinja2.Environment):
-    """jinja2.Environment with two changes that leave the output as makejinja's.
-
-    Globals: templates get them as a plain dict, not a ChainMap. Jinja builds a set of every
-    global name for each template it renders, and for each `import` subtracts the imported
-    template's globals from it; over a ChainMap those run key by key in Python (time ~
-    templates x data keys: seconds on a large tree). Over a dict they run in C. A template's
-    globals are then a snapshot of env.globals taken when it is loaded, which is when it
-    renders: the output is the same.
-
-    Compiling: only Jinja's own filters and tests run at compile time (see _generate).
-    """
-
-    # Called with (name, source, ast, names) for every template compiled, `names` being every
-    # name its code resolves from the context (makeflux.reuse learns what a template depends on
-    # from the compile it needs anyway).
-    parse_hook: Callable[[str | None, str, nodes.Template, set[str]], None] | None = None
-    resolved_names: set[str] | None = None  # filled by _ResolveRecorder while compiling
-
-    def make_globals(self, d: Mapping[str, Any] | None) -> dict[str, Any]:  # type: ignore[override]
-        return {**self.globals, **d} if d else dict(self.globals)
-
-    def compile(  # type: ignore[override]
-        self,
-        source: str | nodes.Template,
-        name: str | None = None,
-        filename: str | None = None,
-        raw: bool = False,
-        defer_init: bool = False,
-    ) -> Any:
-        hook = self.parse_hook
-        if hook is None or not isinstance(source, str):
-            return super().compile(source, name, filename, raw, defer_init)  # type: ignore[call-overload]
-        text = source
-        try:
-            ast = self._parse(text, name, filename)
-        except jinja2.TemplateSyntaxError:
-            self.handle_exception(source=text)  # as Environment.compile reports it
-        self.resolved_names = set()
-        try:
-            code = super().compile(ast, name, filename, raw, defer_init)  # type: ignore[call-overload]
-            hook(name, text, ast, self.resolved_names)
-        finally:
-            self.resolved_names = None
-        return code
-
-    def _generate(self, source: Any, name: str | None, filename: str | None, defer_init=False):
-        """Jinja's code generation, with plugin filters and tests left for render time.
-
-        Jinja evaluates a filter or test applied to constants while compiling and puts the
-        result in the code (`"age.key" | age_key`). makeflux keeps compiled code between runs
-        (makeflux.cache), so a plugin filter that reads a file would go on returning what it
-        read the first time; makejinja, which compiles on every run, reads it again. Here a
-        plugin's filters and tests refuse to run while compiling (Jinja then leaves the
-        expression to render time), so every render calls them and sees the file as it is now.
-        Jinja's own filters and tests depend on their arguments only, and still fold.
-        """
-        filters, tests = self.filters, self.tests
-        self.filters = _compile_time_view(filters, DEFAULT_FILTERS)
-        self.tests = _compile_time_view(tests, DEFAULT_TESTS)
-        try:
-            return super()._generate(source, name, filename, defer_init)
-        finally:
-            self.filters, self.tests = filters, tests
-
-
-class _ResolveRecorder(CodeGenerator):
-    """Jinja's code generator, noting in environment.resolved_names (when set) every name the
-    generated code resolves from the context. Unlike jinja2.meta.find_undeclared_variables it
-    keeps names that are globals: makeflux puts the data in the globals."""
-
-    def enter_frame(self, frame: Frame) -> None:
-        super().enter_frame(frame)
-        sink = getattr(self.environment, "resolved_names", None)
-        if sink is not None:
-            resolve = jinja2.compiler.VAR_LOAD_RESOLVE
-            sink.update(p for action, p in frame.symbols.loads.values() if action == resolve)
-
-
-def _hooks_fit() -> bool:
-    """True when the Jinja internals output reuse hooks into (Environment.compile and _parse,
-    BaseLoader.load, CodeGenerator.enter_frame and a frame's symbol loads) look as in Jinja
-    3.1. Otherwise Jinja is left alone and every template renders on every run."""
-    try:
-        compile_parameters = list(signature(jinja2.Environment.compile).parameters)
-        load_parameters = list(signature(jinja2.BaseLoader.load).parameters)
-    except (TypeError, ValueError):
-        return False
-    return (
-        compile_parameters == ["self", "source", "name", "filename", "raw", "defer_init"]
-        and load_parameters == ["self", "environment", "name", "globals"]
-        and callable(getattr(jinja2.Environment, "_parse", None))
-        and callable(getattr(CodeGenerator, "enter_frame", None))
-        and hasattr(jinja2.compiler, "VAR_LOAD_RESOLVE")
-    )
-
-
-REUSE_HOOKS_FIT = _hooks_fit()
-if REUSE_HOOKS_FIT:
-    MakefluxEnvironment.code_generator_class = _ResolveRecorder
-
-
-def context_names(env: MakefluxEnvironment, ast: nodes.Template) -> set[str]:
-    """Every name the code compiled from `ast` resolves from the context (data included)."""
-    env.resolved_names = set()
-    try:
-        generate(ast, env, "<introspection>", None, optimized=env.optimized)
-        return env.resolved_names
-    finally:
-        env.resolved_names = None
-
-
-class RecordingLoader(jinja2.ChoiceLoader):
-    """jinja2.ChoiceLoader that can report the text of every template it gives out
-    (makeflux.reuse checks a kept output was rendered from the text its key was made of).
-
-    load() is BaseLoader's, which asks self.get_source; ChoiceLoader's own asks each loader's
-    load(), which is the same BaseLoader.load for the DictLoader and FileSystemLoader here."""
-
-    on_source: Callable[[str, str], None] | None = None
-
-    def get_source(
-        self, environment: jinja2.Environment, template: str
-    ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        source, filename, uptodate = super().get_source(environment, template)
-        if self.on_source is not None:
-            self.on_source(template, source)
-        return source, filename, uptodate
-
-    def load(
-        self,
-        environment: jinja2.Environment,
-        name: str,
-        globals: MutableMapping[str, Any] | None = None,
-    ) -> jinja2.Template:
-        return jinja2.BaseLoader.load(self, environment, name, globals)
-
-
-def _compile_time_view(functions: dict[str, Any], builtins: dict[str, Any]) -> dict[str, Any]:
-    """`functions` (env.filters or env.tests) as the compiler sees them: the same names, and
-    for every function that is not Jinja's own (in `builtins`), a stand-in that says how it is
-    called (Jinja needs that to generate the call) but raises when called."""
-    return {
-        name: func if builtins.get(name) is func else _stand_in(func)
-        for name, func in functions.items()
-    }
-
-
-def _stand_in(func: Any) -> Callable[..., Any]:
-    key = (getattr(func, "jinja_pass_arg", None), getattr(func, "jinja_async_variant", False))
-    stand_in = _STAND_INS.get(key)
-    if stand_in is None:
-
-        def stand_in(*args: Any, **kwargs: Any) -> Any:
-            raise _RenderTimeOnly  # Jinja takes any exception here as "not a constant"
-
-        if key[0] is not None:
-            stand_in.jinja_pass_arg = key[0]  # type: ignore[attr-defined]
-        if key[1]:
-            stand_in.jinja_async_variant = True  # type: ignore[attr-defined]
-        _STAND_INS[key] = stand_in
-    return stand_in
-
-
-class _RenderTimeOnly(Exception):
-    pass
-
-
-_STAND_INS: dict[tuple[Any, bool], Callable[..., Any]] = {}
 
 
 @dataclass

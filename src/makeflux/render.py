@@ -18,6 +18,7 @@ from makeflux import cache, output, parallel, reuse
 from makeflux.environment import JinjaSetup, build_environment
 from makeflux.errors import Problem, SettingsError, TemplateError
 from makeflux.errors import display_path as _display
+from makeflux.jinja_internals import render_in_place
 from makeflux.manifest import digest_text
 from makeflux.settings import Settings
 
@@ -330,14 +331,9 @@ def render_one(
     try:
         template = env.get_template(source.name)
         file_data = _file_data(source.name, settings)
-        if context is None or env.is_async:
+        if context is None:
             return template.render(file_data)
-        variables = dict(context, **file_data) if file_data else context
-        jinja_context = template.new_context(variables, shared=True)  # type: ignore[arg-type]
-        try:
-            return env.concat(template.root_render_func(jinja_context))  # type: ignore[attr-defined]
-        except Exception:
-            env.handle_exception()  # re-raises with the template's file and line in the traceback
+        return render_in_place(template, context, file_data)
     except jinja2.TemplateSyntaxError as exc:
         path = exc.filename or str(source.path)
         raise _RenderFailure(

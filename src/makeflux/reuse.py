@@ -31,7 +31,7 @@ import jinja2
 from jinja2 import nodes
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_NAMESPACE, DEFAULT_TESTS
 
-from makeflux import cache
+from makeflux import cache, jinja_internals
 from makeflux.settings import Settings
 
 FORMAT = b"makeflux-outputs-2"
@@ -128,7 +128,7 @@ def _key(key: str | int) -> str:
 def analyse(env: jinja2.Environment, name: str, source: str) -> Analysis | None:
     """The dependencies of one template; None when it does not parse or compile (rendering
     reports it)."""
-    from makeflux.environment import MakefluxEnvironment, context_names
+    from makeflux.jinja_internals import MakefluxEnvironment, context_names
 
     if not isinstance(env, MakefluxEnvironment):
         return None
@@ -653,10 +653,8 @@ _PLAIN_TYPES = frozenset(_PLAIN_SCALARS) | {datetime.datetime}
 def for_run(env: jinja2.Environment, settings: Settings, scope: str) -> Reuse | None:
     """The Reuse of this run, or None (no cache, async rendering, a foreign extension, a Jinja
     whose internals differ from those the hooks were written for)."""
-    from makeflux.environment import REUSE_HOOKS_FIT
-
     root = cache.cache_root() if cache.is_enabled() else None
-    if root is None or env.is_async or not REUSE_HOOKS_FIT:
+    if root is None or env.is_async or not jinja_internals.REUSE_HOOKS_FIT:
         return None
     if any(not type(ext).__module__.startswith("jinja2.") for ext in env.extensions.values()):
         return None  # an extension may do anything at render time

@@ -17,8 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import nodes
-from jinja2.compiler import CodeGenerator
+from makeflux.jinja_internals import output_marking_generator
 
 if TYPE_CHECKING:
     import jinja2
@@ -32,22 +31,19 @@ _MARK_PATTERN = re.compile("\x1e([TE])(\\d+)\x1f([^\x1e]*)\x1e")
 Origin = tuple[str, int]  # (template name, line)
 
 
-class _MarkingCodeGenerator(CodeGenerator):
-    def visit_Output(self, node: nodes.Output, frame: Any) -> None:
-        marked: list[nodes.Expr] = []
-        for child in node.nodes:
-            kind = "T" if isinstance(child, nodes.TemplateData) else "E"
-            mark = f"{_MARK}{kind}{child.lineno}\x1f{self.name or ''}{_MARK}"
-            marked.append(nodes.TemplateData(mark, lineno=child.lineno))
-            marked.append(child)
-        super().visit_Output(nodes.Output(marked, lineno=node.lineno), frame)
+def _mark(kind: str, line: int, name: str) -> str:
+    return f"{_MARK}{kind}{line}\x1f{name}{_MARK}"
 
 
-def marking_environment(env: jinja2.Environment) -> jinja2.Environment:
+def marking_environment(env: jinja2.Environment) -> jinja2.Environment | None:
     """An overlay of `env` whose templates mark their output (one per lint run: partials and
-    macros are compiled once however many files are traced)."""
+    macros are compiled once however many files are traced); None when the Jinja in use
+    cannot mark (no template is named then)."""
+    generator = output_marking_generator(_mark)
+    if generator is None:
+        return None
     marking = env.overlay()
-    marking.code_generator_class = _MarkingCodeGenerator
+    marking.code_generator_class = generator
     # Never share compiled code with the real render: neither its in-memory templates nor the
     # persistent cache may hand out (or receive) marked code.
     marking.cache = {}
@@ -87,7 +83,7 @@ def read_origins(marked: str) -> tuple[str, list[Origin | None]]:
 
 
 def template_origins(
-    marking: jinja2.Environment,
+    marking: jinja2.Environment | None,
     source: SourceFile,
     settings: Settings,
     rendered: str,
@@ -98,6 +94,8 @@ def template_origins(
     `marking` comes from marking_environment()."""
     from makeflux.render import render_one
 
+    if marking is None:
+        return None
     try:
         marked = render_one(marking, source, settings, context)
     except Exception:
