@@ -229,3 +229,36 @@ def test_jobs_above_the_core_count_are_capped_and_verbose_says_so(project: Path,
         return os.getpid()
 
     assert len(set(parallel.map_adaptive(slow, list(range(4 * asked))))) <= cores
+
+
+def test_nothing_forks_while_another_thread_is_alive(project: Path, monkeypatch):
+    """A fork copies only the calling thread: with another thread alive (a library user's),
+    the render stays in this process, and gives the same tree."""
+    import threading
+
+    from makeflux import parallel
+
+    assert parallel.can_fork()  # this machine: Linux, one thread
+    release = threading.Event()
+    other = threading.Thread(target=release.wait)
+    other.start()
+    try:
+        assert not parallel.can_fork()
+
+        def no_fork() -> int:
+            raise AssertionError("forked while another thread was alive")
+
+        monkeypatch.setattr(parallel.os, "fork", no_fork)
+        monkeypatch.setenv("MAKEFLUX_JOBS", "2")  # would fork at once
+        assert parallel.map_adaptive(lambda n: n * 2, [1, 2, 3]) == [2, 4, 6]
+    finally:
+        release.set()
+        other.join()
+    assert parallel.can_fork()
+
+
+def test_nothing_forks_off_linux(monkeypatch):
+    from makeflux import parallel
+
+    monkeypatch.setattr(parallel.sys, "platform", "darwin")
+    assert not parallel.can_fork()

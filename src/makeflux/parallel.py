@@ -80,7 +80,13 @@ def jobs_description() -> str | None:
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork") and sys.platform != "win32"
+    """Linux only (fork elsewhere is unsafe with system libraries, or missing), and only while
+    this is the process's one thread: a fork copies just the calling thread, so a lock another
+    thread held (in a library user's program) would stay locked in the worker forever."""
+    if not (hasattr(os, "fork") and sys.platform.startswith("linux")):
+        return False
+    threading = sys.modules.get("threading")  # not imported: no thread was started through it
+    return threading is None or threading.active_count() == 1
 
 
 def map_adaptive(
