@@ -134,9 +134,9 @@ class MakefluxGroup(click.Group):
                 raise
             if isinstance(exc, Terminated):
                 name = signal.Signals(exc.signum).name
-                click.echo(f"makeflux: stopped by {name}", err=True)
+                output.write(f"makeflux: stopped by {name}", err=True)
                 ctx.exit(128 + exc.signum)
-            click.echo("makeflux: interrupted", err=True)
+            output.write("makeflux: interrupted", err=True)
             ctx.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -154,13 +154,12 @@ class MakefluxGroup(click.Group):
 def _report_error(ctx: click.Context, problems: list[Problem]) -> None:
     """Every problem on stderr, one line each; with --format github or json also on stdout in
     that format, so a CI run that reads only those shows the reason."""
-    for problem in problems:
-        click.echo(str(problem), err=True)
+    output.error_lines([str(problem) for problem in problems])
     fmt = ctx.meta.get("makeflux.format")
     if fmt in ("github", "json"):
         from makeflux import report
 
-        click.echo(report.problems_text(problems, fmt))
+        output.write(report.problems_text(problems, fmt))
 
 
 @click.group(cls=MakefluxGroup, context_settings={"help_option_names": ["-h", "--help"]})

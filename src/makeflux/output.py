@@ -55,6 +55,27 @@ def result(message: str) -> None:
     click.echo(message, color=colour_enabled())
 
 
+def write(message: str, *, err: bool = False, colour: bool | None = None) -> None:
+    """One line (or block) to stdout, or stderr with err, whatever the verbosity."""
+    click.echo(message, err=err, color=colour)
+
+
+def write_lines(lines: list[str], *, err: bool = False, colour: bool | None = None) -> None:
+    for line in lines:
+        click.echo(line, err=err, color=colour)
+
+
+def info_lines(lines: list[str]) -> None:
+    """Progress and summary lines (hidden by --quiet)."""
+    for line in lines:
+        info(line)
+
+
+def error_lines(lines: list[str]) -> None:
+    """Notes and problems on stderr, whatever the verbosity."""
+    write_lines(lines, err=True)
+
+
 def files_in_use(settings: Settings, data_files: tuple[Path, ...]) -> None:
     """--verbose: the settings, data, schema and output directory a run uses, one line each."""
     if verbosity() < VERBOSE:

@@ -296,7 +296,7 @@ def check_github(plan: Plan) -> list[str]:
             file, line = change.path, first_changed_line(change)
             detail = f" ({change.note})" if change.note else ""
             message = f"{change.path} differs from what the templates render{detail}; {CHECK_HINT}"
-        lines.append(f"::error file={_gh_property(file)},line={line}::{_gh_data(message)}")
+        lines.append(github_annotation("error", message, file, line))
     if not lines:
         lines.append(f"makeflux: in sync ({len(plan.tree.files)} files)")
     return lines
@@ -315,37 +315,8 @@ def problems_text(problems: list[Problem], fmt: str) -> str:
             for p in problems
         ]
         return json.dumps({"error": errors}, indent=2, ensure_ascii=False)
-    lines = []
-    for p in problems:
-        where = ""
-        if p.path is not None:
-            where = f" file={_gh_property(p.path)}"
-            if p.line is not None:
-                where += f",line={p.line}"
-                if p.column is not None:
-                    where += f",col={p.column}"
-        lines.append(f"::error{where}::{_gh_data(p.message)}")
+    lines = [github_annotation("error", p.message, p.path, p.line, p.column) for p in problems]
     return "\n".join(lines)
-
-
-def echo(message: str, *, err: bool = False, colour: bool | None = None) -> None:
-    click.echo(message, err=err, color=colour)
-
-
-def echo_lines(lines: list[str], *, err: bool = False, colour: bool | None = None) -> None:
-    for line in lines:
-        click.echo(line, err=err, color=colour)
-
-
-def info_lines(lines: list[str]) -> None:
-    """Progress and summary lines (hidden by --quiet)."""
-    for line in lines:
-        output.info(line)
-
-
-def error_lines(lines: list[str]) -> None:
-    for line in lines:
-        click.echo(line, err=True)
 
 
 def lint_lines(findings: list[Finding], fmt: str = "text") -> list[str]:
@@ -400,6 +371,29 @@ def _colour_diff(diff: str, colour: bool) -> list[str]:
         else:
             styled.append(line)
     return styled
+
+
+def github_annotation(
+    level: str,
+    message: str,
+    path: str | None = None,
+    line: int | None = None,
+    column: int | None = None,
+    title: str | None = None,
+) -> str:
+    """One GitHub Actions workflow command (`::error file=…,line=…::message`), escaped as
+    GitHub requires in properties and message."""
+    properties = []
+    if path is not None:
+        properties.append(f"file={_gh_property(path)}")
+        if line is not None:
+            properties.append(f"line={line}")
+            if column is not None:
+                properties.append(f"col={column}")
+    if title is not None:
+        properties.append(f"title={_gh_property(title)}")
+    where = f" {','.join(properties)}" if properties else ""
+    return f"::{level}{where}::{_gh_data(message)}"
 
 
 def _gh_data(text: str) -> str:

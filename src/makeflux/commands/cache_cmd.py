@@ -28,7 +28,7 @@ def info() -> None:
         unit_files, unit_bytes = cache.unit_size(unit)
         files += unit_files
         size += unit_bytes
-    click.echo(f"{root}: {files} file(s), {_megabytes(size)}")
+    output.result(f"{root}: {files} file(s), {_megabytes(size)}")
 
 
 @cache_group.command("clean")

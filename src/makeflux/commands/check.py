@@ -14,6 +14,7 @@ from makeflux.commands.common import (
     run_options,
 )
 from makeflux.errors import EXIT_CHANGES
+from makeflux.output import error_lines, write, write_lines
 
 
 @click.command("check")
@@ -48,22 +49,22 @@ def check(
     lint_failed = bool(findings) and report.lint_exit_status(findings or []) != 0
     boundary = pipeline.run_boundary(run)
     the_plan = pipeline.plan(run, ignore_guard=True, boundary=boundary)
-    report.error_lines(the_plan.notes)
+    error_lines(the_plan.notes)
     sync.check_mass_prune(the_plan, allowed=allow_mass_prune)
     the_plan.plaintext_secrets = sync.plaintext_secrets(
         run.settings.output, run.settings.rewritten_patterns, boundary
     )
     drift = bool(report.plan_changes(the_plan, for_check=True, with_diff=False))
     if output_format == "json":
-        report.echo(report.plan_json(the_plan, for_check=True, findings=findings))
+        write(report.plan_json(the_plan, for_check=True, findings=findings))
     elif output_format == "github":
         lint_annotations = report.lint_lines(findings or [], "github")
-        report.echo_lines(report.check_github(the_plan) + lint_annotations)
+        write_lines(report.check_github(the_plan) + lint_annotations)
     else:
         colour = report.use_colour()
         lines = report.check_text(the_plan, colour=colour)
         if findings:
             lines += [*report.lint_lines(findings), report.lint_summary(findings)]
-        report.echo_lines(lines, colour=colour)
+        write_lines(lines, colour=colour)
     if drift or lint_failed:
         ctx.exit(EXIT_CHANGES)

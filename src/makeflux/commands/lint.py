@@ -9,7 +9,7 @@ import click
 from makeflux import lint as linting
 from makeflux import pipeline, report
 from makeflux.commands.common import pipeline_options, remember_format, run_options
-from makeflux.output import QUIET, verbosity
+from makeflux.output import QUIET, verbosity, write
 from makeflux.settings import find_settings_file, load_settings
 
 
@@ -56,9 +56,9 @@ def lint(
         findings = linting.run(run)
     text = linting.format_findings(findings, fmt)
     if text or fmt == "json":
-        report.echo(text)
+        write(text)
     if fmt == "text" and findings and verbosity() > QUIET:
-        report.echo(report.lint_summary(findings), err=True)
+        write(report.lint_summary(findings), err=True)
     raise SystemExit(linting.exit_status(findings, strict))
 
 

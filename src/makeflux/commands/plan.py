@@ -9,6 +9,7 @@ import click
 from makeflux import pipeline, report
 from makeflux.commands.common import pipeline_options, remember_format, run_options
 from makeflux.errors import EXIT_CHANGES
+from makeflux.output import error_lines, write, write_lines
 
 
 @click.command("plan")
@@ -48,20 +49,20 @@ def plan(
     run = pipeline.lint(run, enabled=not no_lint)
     findings = run.findings or []
     the_plan = pipeline.plan(run, force=force)
-    report.echo_lines(the_plan.notes, err=True)
+    write_lines(the_plan.notes, err=True)
     if the_plan.mass_prune:
-        report.echo(
+        write(
             "makeflux: render would stop here: it deletes more than half of the generated "
             "files (rerun it with --allow-mass-prune if that is meant)",
             err=True,
         )
     if output_format == "json":
-        report.echo(report.plan_json(the_plan))
+        write(report.plan_json(the_plan))
     else:
         colour = report.use_colour()
-        report.echo_lines(report.plan_text(the_plan, stat=stat, colour=colour), colour=colour)
-        report.echo(report.plan_summary(the_plan))
+        write_lines(report.plan_text(the_plan, stat=stat, colour=colour), colour=colour)
+        write(report.plan_summary(the_plan))
     if findings:
-        report.error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
+        error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
     if (exit_code and the_plan.changed) or report.lint_exit_status(findings):
         ctx.exit(EXIT_CHANGES)

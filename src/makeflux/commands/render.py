@@ -8,6 +8,7 @@ import click
 
 from makeflux import lock, pipeline, report, sync
 from makeflux.commands.common import allow_mass_prune_option, pipeline_options, run_options
+from makeflux.output import error_lines, info_lines
 
 
 @click.command("render")
@@ -44,11 +45,11 @@ def render(
         run = pipeline.lint(pipeline.render(pipeline.validate(run)), enabled=not no_lint)
         findings = run.findings or []
         plan = pipeline.plan(run, force=force)
-        report.error_lines(plan.notes)
+        error_lines(plan.notes)
         sync.check_mass_prune(plan, allowed=allow_mass_prune)
         sync.apply_plan(plan)
-    report.info_lines([*report.recreated_lines(plan), report.summary_line(plan)])
-    report.error_lines(report.secret_lines(plan))
+    info_lines([*report.recreated_lines(plan), report.summary_line(plan)])
+    error_lines(report.secret_lines(plan))
     if findings:
-        report.error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
+        error_lines([*report.lint_lines(findings), report.lint_summary(findings)])
         ctx.exit(report.lint_exit_status(findings))

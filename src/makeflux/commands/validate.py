@@ -9,7 +9,7 @@ import click
 from makeflux import pipeline
 from makeflux.commands.common import pipeline_options, run_options
 from makeflux.errors import display_path
-from makeflux.output import info
+from makeflux.output import info, result
 
 
 @click.command("validate")
@@ -25,7 +25,7 @@ def validate(
     run = pipeline.validate(pipeline.load(options), thorough=True)
     names = ", ".join(display_path(path) for path in run.data.files) or "the data"
     if run.settings.schema is None:
-        click.echo(
+        result(
             f"makeflux: {names} loaded; no schema configured, so nothing was checked "
             "(set 'schema' in makeflux.toml)"
         )

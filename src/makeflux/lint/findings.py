@@ -85,6 +85,8 @@ def finding_json(finding: Finding) -> dict[str, object]:
 
 
 def _github_line(finding: Finding) -> str:
+    from makeflux.report import github_annotation
+
     level = "error" if finding.severity == ERROR else "warning"
     message = f"{finding.rule}: {finding.message}"
     path, line = finding.path, finding.line
@@ -92,10 +94,7 @@ def _github_line(finding: Finding) -> str:
         # Annotate the template, the file to edit; the message says what it rendered.
         message = f"{finding.path}:{finding.line}: {message}"
         path, line = finding.template, finding.template_line
-    # GitHub's workflow commands need these characters escaped, in properties and message.
-    message = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    path = path.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
-    return f"::{level} file={path},line={line},title={finding.rule}::{message}"
+    return github_annotation(level, message, path, line, title=finding.rule)
 
 
 def exit_status(findings: Iterable[Finding], strict: bool = False) -> int:
