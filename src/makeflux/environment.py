@@ -7,7 +7,7 @@ import importlib.util
 import os
 import sys
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from inspect import Parameter, signature
 from pathlib import Path
@@ -173,18 +173,15 @@ def load_plugin(name: str, env: jinja2.Environment, data: Mapping[str, Any], set
         kwargs["config"] = settings
     try:
         plugin = cls(**kwargs)
-        if hasattr(plugin, "globals"):
-            env.globals.update({f.__name__: f for f in plugin.globals()})
-        if hasattr(plugin, "functions"):
-            env.globals.update({f.__name__: f for f in plugin.functions()})
+        # makejinja's order: globals, functions, data, extensions, filters, tests, policies.
+        _add_named(env.globals, plugin, "globals")
+        _add_named(env.globals, plugin, "functions")
         if hasattr(plugin, "data"):
             env.globals.update(plugin.data())
         if hasattr(plugin, "extensions"):
             load_extensions(env, plugin.extensions())
-        if hasattr(plugin, "filters"):
-            env.filters.update({f.__name__: f for f in plugin.filters()})
-        if hasattr(plugin, "tests"):
-            env.tests.update({f.__name__: f for f in plugin.tests()})
+        _add_named(env.filters, plugin, "filters")
+        _add_named(env.tests, plugin, "tests")
         if hasattr(plugin, "policies"):
             env.policies.update(plugin.policies())
     except Exception as exc:
@@ -192,6 +189,12 @@ def load_plugin(name: str, env: jinja2.Environment, data: Mapping[str, Any], set
             Problem(f"plugin '{name}' failed: {type(exc).__name__}: {exc}", where)
         ) from None
     return plugin
+
+
+def _add_named(target: MutableMapping[str, Any], plugin: Any, method: str) -> None:
+    """Each function the plugin's `method` lists, under its own name (when it has the method)."""
+    if hasattr(plugin, method):
+        target.update({f.__name__: f for f in getattr(plugin, method)()})
 
 
 def _read_template(path: Path) -> str:

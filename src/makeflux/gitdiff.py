@@ -250,24 +250,8 @@ def _split_score(lines: Sequence[str], split: int) -> tuple[int, int]:
     """(effective indent, penalty) of cutting `lines` before index `split`."""
     end_of_file = split >= len(lines)
     indent = -1 if end_of_file else _indent(lines[split])
-    pre_blank, pre_indent = 0, -1
-    for index in range(split - 1, -1, -1):
-        pre_indent = _indent(lines[index])
-        if pre_indent != -1:
-            break
-        pre_blank += 1
-        if pre_blank == _MAX_BLANKS:
-            pre_indent = 0
-            break
-    post_blank, post_indent = 0, -1
-    for index in range(split + 1, len(lines)):
-        post_indent = _indent(lines[index])
-        if post_indent != -1:
-            break
-        post_blank += 1
-        if post_blank == _MAX_BLANKS:
-            post_indent = 0
-            break
+    pre_blank, pre_indent = _nearest_indent(lines, range(split - 1, -1, -1))
+    post_blank, post_indent = _nearest_indent(lines, range(split + 1, len(lines)))
 
     penalty = 0
     if pre_indent == -1 and pre_blank == 0:
@@ -288,6 +272,20 @@ def _split_score(lines: Sequence[str], split: int) -> tuple[int, int]:
     else:
         penalty += _RELATIVE_DEDENT_WITH_BLANK_PENALTY if blanks else _RELATIVE_DEDENT_PENALTY
     return effective, penalty
+
+
+def _nearest_indent(lines: Sequence[str], indexes: range) -> tuple[int, int]:
+    """(blank lines passed, indent of the first non-blank line) walking `indexes`; after
+    _MAX_BLANKS blank lines the indent counts as 0, and -1 when the walk runs out."""
+    blanks = 0
+    for index in indexes:
+        indent = _indent(lines[index])
+        if indent != -1:
+            return blanks, indent
+        blanks += 1
+        if blanks == _MAX_BLANKS:
+            return blanks, 0
+    return blanks, -1
 
 
 def _best_shift(lines: Sequence[str], end: int, size: int, earliest_end: int) -> int:
