@@ -145,7 +145,12 @@ RULE_LIST: tuple[Rule, ...] = (
         _FLUX,
     ),
     Rule("promql-invalid", ERROR, "PrometheusRule exprs parse as PromQL", _PROMQL),
-    Rule("promql-duration-invalid", ERROR, "PrometheusRule durations are valid", _PROMQL),
+    Rule(
+        "promql-duration-invalid",
+        ERROR,
+        "PrometheusRule durations (`interval`, `for`, `keep_firing_for`) are valid",
+        _PROMQL,
+    ),
     Rule("promql-alert-duplicate", WARNING, "PrometheusRule alert names are unique", _PROMQL),
     Rule(
         "template-variable-undeclared",
