@@ -76,11 +76,11 @@ def lint(
 
 
 def _print_rules(fmt: str) -> None:
-    from makeflux.lint import rules
+    from makeflux.lint.rules import rules_json, rules_text
 
     if fmt == "github":
         raise click.UsageError("--rules prints text or json, not github annotations")
-    text = json.dumps(rules.rules_json(), indent=2) if fmt == "json" else rules.rules_text()
+    text = json.dumps(rules_json(), indent=2) if fmt == "json" else rules_text()
     report.echo(text)
 
 

@@ -1,4 +1,5 @@
-"""Cross-file checks over a rendered Flux tree, one module per family of rules.
+"""Cross-file checks over a rendered Flux tree: the families of rules that lint.rules declares
+(one module each), run on the tree parsed once.
 
 findings = lint.run(run)             # after pipeline.build(); templates checked too
 findings = lint.lint_tree(files, config)
