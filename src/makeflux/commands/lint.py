@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -30,6 +31,12 @@ from makeflux.settings import find_settings_file, load_settings
     help="text: one line per finding; json: a list; github: workflow annotations.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option(
+    "--rules",
+    "list_rules",
+    is_flag=True,
+    help="List every rule (id, severity, what it checks) and exit; nothing is checked.",
+)
 def lint(
     directory: Path | None,
     config: Path | None,
@@ -38,6 +45,7 @@ def lint(
     output: Path | None,
     fmt: str,
     strict: bool,
+    list_rules: bool,
 ) -> None:
     """Check the rendered tree: Flux wiring, API schemas and CEL rules, template mistakes.
 
@@ -46,6 +54,11 @@ def lint(
     directory tree as it is on disk, without rendering.
     Exit status: 0 clean (or warnings only), 1 errors (or warnings with --strict), 2 bad input.
     """
+    if list_rules:
+        if directory is not None or overrides or data_files or output:
+            raise click.UsageError("--rules lists the rules; it takes no DIR or render options")
+        _print_rules(fmt)
+        return
     if directory is not None:
         if overrides or data_files or output:
             raise click.UsageError("--set, --data and --output render; they don't apply to DIR")
@@ -60,6 +73,15 @@ def lint(
     if fmt == "text" and findings and verbosity() > QUIET:
         write(report.lint_summary(findings), err=True)
     raise SystemExit(linting.exit_status(findings, strict))
+
+
+def _print_rules(fmt: str) -> None:
+    from makeflux.lint.rules import rules_json, rules_text
+
+    if fmt == "github":
+        raise click.UsageError("--rules prints text or json, not github annotations")
+    text = json.dumps(rules_json(), indent=2) if fmt == "json" else rules_text()
+    write(text)
 
 
 def _directory_config(config: Path | None) -> linting.LintConfig:

@@ -20,22 +20,18 @@ from pathlib import Path
 from makeflux import cache
 from makeflux.lint.config import LintConfig, kubernetes_schemas_dir
 from makeflux.lint.findings import Finding
-from makeflux.lint.placement import Placements
+from makeflux.lint.rules import TreeContext
 from makeflux.lint.yamldocs import ParsedTree
 
 
-def check_schemas(
-    tree: ParsedTree,
-    manifests: set[str],
-    config: LintConfig,
-    placed: Placements,
-) -> list[Finding]:
+def check_schemas(context: TreeContext) -> list[Finding]:
     """schema-* findings for every document of the manifest files."""
+    tree, manifests, config = context.tree, context.manifests, context.config
     # kustomize's namespace: renames Namespace objects (cluster-template's components ship a
     # placeholder 'Namespace _'), so their own name is not what the API server sees.
     renamed = {
         (p.doc.path, p.doc.index)
-        for p in placed.placements
+        for p in context.placed.placements
         if p.doc.kind == "Namespace" and p.context.namespace
     }
     # The verdict depends only on the manifests, the settings and the schemas: a tree that did
@@ -55,6 +51,7 @@ _VERDICT_KIND = "lint-schema-verdict-1"
 _HERE = Path(__file__).parent
 _VALIDATOR_FILES = (
     "apischema.py",
+    "rules.py",  # the rules' severities
     "validation.py",
     "catalog.py",
     "openapi.py",

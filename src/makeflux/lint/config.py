@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from makeflux.errors import Problem, SettingsError
-from makeflux.lint.findings import RULES
+from makeflux.lint.rules import RULES
 from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS
 
 DEFAULT_ROOTS = ("kubernetes/flux",)

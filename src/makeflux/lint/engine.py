@@ -1,4 +1,5 @@
-"""Cross-file checks over a rendered Flux tree, one module per family of rules.
+"""Cross-file checks over a rendered Flux tree: the families of rules that lint.rules declares
+(one module each), run on the tree parsed once.
 
 findings = lint.run(run)             # after pipeline.build(); templates checked too
 findings = lint.lint_tree(files, config)
@@ -14,24 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from makeflux.errors import MakefluxError, Problem, SettingsError, display_path, reason
-from makeflux.lint.apischema import check_schemas
 from makeflux.lint.config import LintConfig, lint_config
-from makeflux.lint.findings import (
-    ERROR,
-    FORMATS,
-    RULES,
-    WARNING,
-    Finding,
-    exit_status,
-    format_findings,
-)
-from makeflux.lint.flux import check_flux
-from makeflux.lint.kustomize import check_entries, kustomize_inputs
-from makeflux.lint.namespaces import check_namespaces
-from makeflux.lint.placement import check_reachability, is_manifest_file, place
-from makeflux.lint.promql import check_prometheus_rules
+from makeflux.lint.findings import ERROR, FORMATS, WARNING, Finding, exit_status, format_findings
+from makeflux.lint.kustomize import kustomize_inputs
+from makeflux.lint.placement import is_manifest_file, place
+from makeflux.lint.rules import RULES, TreeContext, TreeFamily, families, load_family
 from makeflux.lint.templates import TemplateSource, check_templates, schema_variables
-from makeflux.lint.yamldocs import KUSTOMIZATION_NAMES, YAML_SUFFIXES, check_yaml, parse_tree
+from makeflux.lint.yamldocs import KUSTOMIZATION_NAMES, YAML_SUFFIXES, parse_tree
 
 if TYPE_CHECKING:
     from makeflux.environment import JinjaSetup
@@ -58,22 +48,24 @@ __all__ = [
 def lint_tree(files: Mapping[str, bytes], config: LintConfig | None = None) -> list[Finding]:
     """Every finding for a tree (relative posix path → content), sorted; templates excluded."""
     config = config or LintConfig()
+    context = tree_context(files, config)
+    findings = [found for family in tree_families() for found in family(context)]
+    return _finish(_one_per_problem(findings), config)
+
+
+def tree_context(files: Mapping[str, bytes], config: LintConfig) -> TreeContext:
+    """What every tree family is given: the tree parsed once, its manifests, where objects land."""
     tree = parse_tree(files)
     not_resources = kustomize_inputs(tree)
     manifests = {
         p for p in tree.yaml_files if is_manifest_file(p, config) and p not in not_resources
     }
-    placed = place(tree, config)
-    findings = [
-        *check_yaml(tree, manifests),
-        *check_entries(tree),
-        *check_reachability(tree, config, placed),
-        *check_namespaces(placed),
-        *check_flux(tree, config, placed),
-        *check_prometheus_rules(tree.documents()),
-        *check_schemas(tree, manifests, config, placed),
-    ]
-    return _finish(_one_per_problem(findings), config)
+    return TreeContext(tree, manifests, config, place(tree, config))
+
+
+def tree_families() -> list[TreeFamily]:
+    """The functions behind the registry's tree rules, each once, in declaration order."""
+    return [load_family(family) for family in families("tree")]
 
 
 def run(pipeline_run: RenderedRun) -> list[Finding]:

@@ -10,42 +10,6 @@ ERROR = "error"
 WARNING = "warning"
 FORMATS = ("text", "json", "github")
 
-# Every rule id, stable: settings' lint.disable and users' scripts rely on them.
-RULES = (
-    "yaml-invalid",
-    "yaml-duplicate-key",
-    "k8s-missing-field",
-    "kustomize-resource-missing",
-    "unreachable",
-    "namespace-duplicate",
-    "namespace-overridden",
-    "flux-path-missing",
-    "flux-dependency-missing",
-    "flux-dependency-cycle",
-    "flux-source-missing",
-    "flux-api-removed",
-    "flux-substitute-undeclared",
-    "helmrelease-source-missing",
-    "helmrelease-source-dependency",
-    "promql-invalid",
-    "promql-duration-invalid",
-    "promql-alert-duplicate",
-    "template-variable-undeclared",
-    "template-variable-unused",
-    "template-comment-multiline",
-    "schema-unknown-field",
-    "schema-type",
-    "schema-required",
-    "schema-enum",
-    "schema-pattern",
-    "schema-format",
-    "schema-range",
-    "schema-list-unique",
-    "schema-cel",
-    "schema-metadata",
-    "schema-missing",
-)
-
 
 @dataclass(frozen=True, order=True)
 class Finding:

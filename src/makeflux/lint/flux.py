@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import yaml
 
 from makeflux.lint.config import LintConfig
-from makeflux.lint.findings import ERROR, Finding
+from makeflux.lint.findings import Finding
 from makeflux.lint.placement import FLUX_KUSTOMIZE, FluxId, Placement, Placements
+from makeflux.lint.rules import TreeContext, finding
 from makeflux.lint.yamldocs import Document, ParsedTree, join, scalars
 
 FLUX_SOURCE = "source.toolkit.fluxcd.io"
@@ -71,7 +72,10 @@ def _dependencies(placement: Placement) -> Iterable[tuple[str, str, int]]:
             )
 
 
-def check_flux(tree: ParsedTree, config: LintConfig, placed: Placements) -> list[Finding]:
+def check_flux(context: TreeContext) -> list[Finding]:
+    """flux-* and helmrelease-*: the Flux objects' paths, sources, dependencies, API versions
+    and post-build variables."""
+    tree, config, placed = context.tree, context.config, context.placed
     index = build_index(placed)
     findings: list[Finding] = []
     for doc in tree.documents():
@@ -101,11 +105,10 @@ def _removed_api_version(doc: Document) -> list[Finding]:
         return []
     current = f"{group}/{removed[1]}"
     return [
-        Finding(
+        finding(
+            "flux-api-removed",
             doc.path,
             doc.line_of("apiVersion"),
-            ERROR,
-            "flux-api-removed",
             f"{doc.kind or 'object'} uses {doc.api_version}, which Flux no longer serves; "
             f"use {current}",
         )
@@ -122,11 +125,10 @@ def _kustomization(
         directory = join("", path)
         if directory.startswith("..") or not tree.is_dir(directory):
             findings.append(
-                Finding(
+                finding(
+                    "flux-path-missing",
                     doc.path,
                     doc.line_of("spec", "path"),
-                    ERROR,
-                    "flux-path-missing",
                     f"spec.path '{path}' is not a directory in the tree "
                     "(paths are relative to the repository root)",
                 )
@@ -140,11 +142,10 @@ def _kustomization(
             kind, namespace, source["name"]
         ):
             findings.append(
-                Finding(
+                finding(
+                    "flux-source-missing",
                     doc.path,
                     doc.line_of("spec", "sourceRef"),
-                    ERROR,
-                    "flux-source-missing",
                     f"sourceRef {kind} '{source['name']}' (namespace "
                     f"{namespace}) is not in the tree; fix the name or declare "
                     f"it in lint.externals as '{kind} {namespace}/"
@@ -161,11 +162,10 @@ def _dependencies_resolve(
     for name, namespace, line in _dependencies(placement):
         if not any(p.doc.group == group for p in index.find(kind, namespace, name)):
             findings.append(
-                Finding(
+                finding(
+                    "flux-dependency-missing",
                     placement.doc.path,
                     line,
-                    ERROR,
-                    "flux-dependency-missing",
                     f"dependsOn '{name}' (namespace {namespace}) matches no {kind} in the tree",
                 )
             )
@@ -192,11 +192,10 @@ def _cycles(placed: Placements, index: Index) -> list[Finding]:
         shown = " → ".join(f"{ns}/{name}" for ns, name in [*rotated, first])
         placement = location[first]
         findings.append(
-            Finding(
+            finding(
+                "flux-dependency-cycle",
                 placement.doc.path,
                 placement.doc.line_of("spec", "dependsOn"),
-                ERROR,
-                "flux-dependency-cycle",
                 f"dependsOn cycle {shown}; Flux will wait forever",
             )
         )
@@ -264,11 +263,10 @@ def _helmrelease_sources(config: LintConfig, index: Index, placement: Placement)
         field = ".".join(keys[1:])
         if kind not in kinds:
             findings.append(
-                Finding(
+                finding(
+                    "helmrelease-source-missing",
                     doc.path,
                     line,
-                    ERROR,
-                    "helmrelease-source-missing",
                     f"{field} kind {kind} is not one of {', '.join(kinds)}",
                 )
             )
@@ -277,11 +275,10 @@ def _helmrelease_sources(config: LintConfig, index: Index, placement: Placement)
         if not sources:
             if not config.is_external(kind, namespace, name):
                 findings.append(
-                    Finding(
+                    finding(
+                        "helmrelease-source-missing",
                         doc.path,
                         line,
-                        ERROR,
-                        "helmrelease-source-missing",
                         f"{field} {kind} '{name}' (namespace {namespace}) is "
                         "not in the tree; fix the name or namespace, or declare "
                         f"it in lint.externals as '{kind} {namespace}/{name}'",
@@ -296,11 +293,10 @@ def _helmrelease_sources(config: LintConfig, index: Index, placement: Placement)
             source_owner = sources[0].owner
             assert source_owner is not None
             findings.append(
-                Finding(
+                finding(
+                    "helmrelease-source-dependency",
                     doc.path,
                     line,
-                    ERROR,
-                    "helmrelease-source-dependency",
                     f"{kind} '{name}' is applied by Kustomization {'/'.join(source_owner)}, "
                     f"but this HelmRelease's Kustomization {'/'.join(owner)} has no dependsOn "
                     f"path to it; add dependsOn '{source_owner[1]}'",
@@ -347,11 +343,10 @@ def _substitution(
             and not config.is_external(kind, placement.namespace, name)
         ):
             findings.append(
-                Finding(
+                finding(
+                    "flux-source-missing",
                     doc.path,
                     doc.line_of("spec", "postBuild", "substituteFrom", position),
-                    ERROR,
-                    "flux-source-missing",
                     f"postBuild.substituteFrom {kind} '{name}' (namespace "
                     f"{placement.namespace}) is not in the tree; declare it in "
                     f"lint.externals as '{kind} {placement.namespace}/{name}'",
@@ -374,11 +369,10 @@ def _substitution(
                 if rest.startswith(_DEFAULT_OPERATORS) or name in declared:
                     continue
                 findings.append(
-                    Finding(
+                    finding(
+                        "flux-substitute-undeclared",
                         built.doc.path,
                         _scalar_line(node, match.start()),
-                        ERROR,
-                        "flux-substitute-undeclared",
                         f"${{{name}}} has no default and Kustomization {own[0]}/{own[1]} does not "
                         f"declare it; add it to postBuild.substitute or lint.variables, or write "
                         f"${{{name}:=default}} (or $${{{name}}} for a literal)",

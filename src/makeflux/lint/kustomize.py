@@ -6,7 +6,8 @@ import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from makeflux.lint.findings import ERROR, Finding
+from makeflux.lint.findings import Finding
+from makeflux.lint.rules import TreeContext, finding
 from makeflux.lint.yamldocs import KUSTOMIZATION_NAMES, Document, ParsedTree, join
 
 
@@ -101,8 +102,9 @@ def entries(doc: Document) -> Iterator[Entry]:
                 )
 
 
-def check_entries(tree: ParsedTree) -> list[Finding]:
+def check_entries(context: TreeContext) -> list[Finding]:
     """kustomize-resource-missing: every resources/components entry is a file or a kustomize dir."""
+    tree = context.tree
     findings: list[Finding] = []
     for path in tree.files:
         if posixpath.basename(path) not in KUSTOMIZATION_NAMES:
@@ -116,11 +118,10 @@ def check_entries(tree: ParsedTree) -> list[Finding]:
             if item.builds and tree.is_dir(item.target):
                 if tree.kustomization_file(item.target) is None:
                     findings.append(
-                        Finding(
+                        finding(
+                            "kustomize-resource-missing",
                             path,
                             item.line,
-                            ERROR,
-                            "kustomize-resource-missing",
                             f"{item.field} entry '{item.written}' is a "
                             "directory without a kustomization.yaml",
                         )
@@ -128,11 +129,10 @@ def check_entries(tree: ParsedTree) -> list[Finding]:
                 continue
             what = "file or directory" if item.builds else "file"
             findings.append(
-                Finding(
+                finding(
+                    "kustomize-resource-missing",
                     path,
                     item.line,
-                    ERROR,
-                    "kustomize-resource-missing",
                     f"{item.field} entry '{item.written}' names no {what} in the tree",
                 )
             )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from makeflux.lint.findings import ERROR, WARNING, Finding
-from makeflux.lint.placement import Placement, Placements
+from makeflux.lint.findings import Finding
+from makeflux.lint.placement import Placement
+from makeflux.lint.rules import TreeContext, finding
 
 
-def check_namespaces(placed: Placements) -> list[Finding]:
+def check_namespaces(context: TreeContext) -> list[Finding]:
+    """namespace-duplicate and namespace-overridden, for every object a Flux root reaches."""
+    placed = context.placed
     findings: list[Finding] = []
     first_seen: dict[tuple[str, str, str, str], Placement] = {}
     for placement in sorted(placed.placements, key=_order):
@@ -20,21 +23,21 @@ def check_namespaces(placed: Placements) -> list[Finding]:
         if first is not placement:
             findings.append(_duplicate(first, placement))
         explicit = doc.namespace
-        context = placement.context
+        # where the namespace comes from (kustomize namespace:, Flux targetNamespace)
+        namespacing = placement.context
         if (
-            context.by_target
+            namespacing.by_target
             and explicit
             and placement.namespace
             and explicit != placement.namespace
         ):
             findings.append(
-                Finding(
+                finding(
+                    "namespace-overridden",
                     doc.path,
                     doc.line_of("metadata", "namespace"),
-                    WARNING,
-                    "namespace-overridden",
                     f"namespace '{explicit}' is replaced by '{placement.namespace}' from "
-                    f"{context.override}; remove it or make them agree",
+                    f"{namespacing.override}; remove it or make them agree",
                 )
             )
     return findings
@@ -67,7 +70,7 @@ def _duplicate(first: Placement, again: Placement) -> Finding:
             f"{shown} ends up twice in the build of Kustomization {_owner(again)}, through "
             f"{_route(first_route)} and {_route(again_route)}; kustomize rejects the duplicate"
         )
-    return Finding(doc.path, doc.line_of("metadata", "name"), ERROR, "namespace-duplicate", message)
+    return finding("namespace-duplicate", doc.path, doc.line_of("metadata", "name"), message)
 
 
 def _owner(placement: Placement) -> str:

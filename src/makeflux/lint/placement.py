@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from makeflux.lint.config import LintConfig
-from makeflux.lint.findings import WARNING, Finding
+from makeflux.lint.findings import Finding
 from makeflux.lint.kustomize import entries, kustomization_document
+from makeflux.lint.rules import TreeContext, finding
 from makeflux.lint.yamldocs import (
     KUSTOMIZATION_NAMES,
     YAML_SUFFIXES,
@@ -309,8 +310,9 @@ def _namespaces_of_listed_files(tree: ParsedTree) -> dict[str, str]:
     return found
 
 
-def check_reachability(tree: ParsedTree, config: LintConfig, placed: Placements) -> list[Finding]:
+def check_reachability(context: TreeContext) -> list[Finding]:
     """unreachable: manifest files that no Flux root leads to (stale or orphaned features)."""
+    tree, config, placed = context.tree, context.config, context.placed
     if not placed.root_files:
         return []
     findings = []
@@ -319,11 +321,10 @@ def check_reachability(tree: ParsedTree, config: LintConfig, placed: Placements)
         if path in placed.reached_files or not is_manifest_file(path, config):
             continue
         findings.append(
-            Finding(
+            finding(
+                "unreachable",
                 path,
                 1,
-                WARNING,
-                "unreachable",
                 f"no Flux Kustomization under {roots} leads here through "
                 "spec.path or kustomize resources; include it or delete it",
             )

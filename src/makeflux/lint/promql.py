@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 import promql_parser
 
-from makeflux.lint.findings import ERROR, WARNING, Finding
+from makeflux.lint.findings import Finding
+from makeflux.lint.rules import TreeContext, finding
 from makeflux.lint.yamldocs import Document
 
 # Prometheus' own duration syntax (model.ParseDuration): units largest first, each at most once.
@@ -18,7 +18,9 @@ def valid_duration(text: str) -> bool:
     return bool(text) and _DURATION.match(text) is not None
 
 
-def check_prometheus_rules(documents: Iterable[Document]) -> list[Finding]:
+def check_prometheus_rules(context: TreeContext) -> list[Finding]:
+    """promql-*: every PrometheusRule in the tree."""
+    documents = context.tree.documents()
     findings: list[Finding] = []
     alerts: dict[str, tuple[str, int]] = {}
     for doc in documents:
@@ -43,11 +45,10 @@ def check_prometheus_rules(documents: Iterable[Document]) -> list[Finding]:
                     first = alerts.setdefault(alert, (doc.path, line))
                     if first != (doc.path, line):
                         findings.append(
-                            Finding(
+                            finding(
+                                "promql-alert-duplicate",
                                 doc.path,
                                 line,
-                                WARNING,
-                                "promql-alert-duplicate",
                                 f"alert '{alert}' is also defined at "
                                 f"{first[0]}:{first[1]}; give each alert its "
                                 "own name",
@@ -60,16 +61,14 @@ def _expression(doc: Document, rule: dict, keys: tuple[str | int, ...]) -> list[
     expr = rule.get("expr")
     line = doc.line_of(*keys, "expr")
     if expr is None or (isinstance(expr, str) and not expr.strip()):
-        return [Finding(doc.path, line, ERROR, "promql-invalid", "rule has no expr")]
+        return [finding("promql-invalid", doc.path, line, "rule has no expr")]
     try:
         promql_parser.parse(str(expr))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # ValueError, or the Rust side's PanicException
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [
-            Finding(doc.path, line, ERROR, "promql-invalid", f"expr is not valid PromQL: {message}")
-        ]
+        return [finding("promql-invalid", doc.path, line, f"expr is not valid PromQL: {message}")]
     return []
 
 
@@ -81,11 +80,10 @@ def _duration(
     if value is None or (isinstance(value, str | int) and valid_duration(str(value))):
         return []
     return [
-        Finding(
+        finding(
+            "promql-duration-invalid",
             doc.path,
             doc.line_of(*keys, field),
-            ERROR,
-            "promql-duration-invalid",
             f"{field}: {value!r} is not a Prometheus duration (e.g. 30s, 5m, 1h30m)",
         )
     ]

@@ -15,7 +15,8 @@ import jinja2
 from jinja2 import meta, nodes
 
 from makeflux import cache
-from makeflux.lint.findings import ERROR, WARNING, Finding
+from makeflux.lint.findings import WARNING, Finding
+from makeflux.lint.rules import finding
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,10 @@ def check_templates(
         used.update(names)
         for name in sorted(set(names) - set(schema)):
             findings.append(
-                Finding(
+                finding(
+                    "template-variable-undeclared",
                     template.shown,
                     names[name],
-                    ERROR,
-                    "template-variable-undeclared",
                     f"'{name}' is used here but the schema ({schema_shown}) does "
                     "not declare it; add it to the schema's properties",
                 )
@@ -127,11 +127,10 @@ def check_templates(
         for name, line in sorted(schema.items()):
             if name not in used:
                 findings.append(
-                    Finding(
+                    finding(
+                        "template-variable-unused",
                         schema_shown,
                         line,
-                        WARNING,
-                        "template-variable-unused",
                         f"'{name}' is declared but no template uses it; remove it or use it",
                     )
                 )
@@ -219,11 +218,10 @@ def _comments(env: jinja2.Environment, template: TemplateSource) -> list[Finding
                 after = first.split(start, 1)[1] if start in first else first
                 if reversed_end != end and reversed_end in after:
                     findings.append(
-                        Finding(
+                        finding(
+                            "template-comment-multiline",
                             template.shown,
                             opened,
-                            ERROR,
-                            "template-comment-multiline",
                             f"comment opened here is closed by '{reversed_end}', which is not the "
                             f"comment end '{end}': everything up to line {line} is swallowed; "
                             f"close it with '{end}'",
@@ -231,13 +229,13 @@ def _comments(env: jinja2.Environment, template: TemplateSource) -> list[Finding
                     )
                 else:
                     findings.append(
-                        Finding(
+                        finding(
+                            "template-comment-multiline",
                             template.shown,
                             opened,
-                            WARNING,
-                            "template-comment-multiline",
                             f"comment runs from here to line {line}; if that is meant, ignore "
                             "this, otherwise close it on this line",
+                            severity=WARNING,
                         )
                     )
             opened = None

@@ -16,8 +16,9 @@ import yaml
 from makeflux.errors import MakefluxError, Problem
 from makeflux.lint.catalog import Catalog, tree_crd_schemas
 from makeflux.lint.config import LintConfig
-from makeflux.lint.findings import ERROR, WARNING, Finding
+from makeflux.lint.findings import Finding
 from makeflux.lint.openapi import Encrypted, Placeholder, Violation
+from makeflux.lint.rules import finding
 from makeflux.lint.yamldocs import Document, ParsedTree, line_of
 
 # ${name}, ${name:=default} and ${name:-default}, as Flux's envsubst reads them.
@@ -97,11 +98,10 @@ def _matches(path: str, patterns: Iterable[str]) -> bool:
 
 
 def _missing(doc: Document) -> Finding:
-    return Finding(
+    return finding(
+        "schema-missing",
         doc.path,
         doc.line_of("apiVersion"),
-        WARNING,
-        "schema-missing",
         f"no schema for {doc.kind} {doc.api_version}, so its documents are not checked; add"
         " its CRD to the tree or a schema_locations catalog (makeflux schemas extract), or list"
         " the kind in lint.skip_kinds",
@@ -110,11 +110,10 @@ def _missing(doc: Document) -> Finding:
 
 def _finding(doc: Document, violation: Violation) -> Finding:
     field_path = _field_path(violation.path) or "(document)"
-    return Finding(
+    return finding(
+        violation.rule,
         doc.path,
         line_of(doc.node, *violation.path),
-        ERROR,
-        violation.rule,
         f"{doc.kind} {field_path}: {violation.message}",
     )
 
@@ -250,11 +249,10 @@ def _metadata(doc: Document, value: dict[str, Any], *, check_name: bool) -> list
                 )
             )
     return [
-        Finding(
+        finding(
+            "schema-metadata",
             doc.path,
             line_of(doc.node, *path),
-            ERROR,
-            "schema-metadata",
             f"{doc.kind} {_field_path(path)}: {message}",
         )
         for path, message in problems

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from makeflux.lint.findings import ERROR, Finding
+from makeflux.lint.findings import Finding
+from makeflux.lint.rules import TreeContext, finding
 from makeflux.yamlsource import YAML_SUFFIXES
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -145,7 +146,7 @@ def parse_file(path: str, content: bytes) -> ParsedFile:
         return ParsedFile(
             path,
             "",
-            error=Finding(path, 1, ERROR, "yaml-invalid", "not UTF-8 text; save the file as UTF-8"),
+            error=finding("yaml-invalid", path, 1, "not UTF-8 text; save the file as UTF-8"),
         )
     parsed = ParsedFile(path, text)
     loader = _LintLoader(text)
@@ -165,9 +166,9 @@ def parse_file(path: str, content: bytes) -> ParsedFile:
         message = (exc.problem or str(exc)).strip()
         if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
             message += f" ({exc.context} started at line {exc.context_mark.line + 1})"
-        parsed.error = Finding(path, line, ERROR, "yaml-invalid", f"invalid YAML: {message}")
+        parsed.error = finding("yaml-invalid", path, line, f"invalid YAML: {message}")
     except yaml.YAMLError as exc:
-        parsed.error = Finding(path, 1, ERROR, "yaml-invalid", f"invalid YAML: {exc}")
+        parsed.error = finding("yaml-invalid", path, 1, f"invalid YAML: {exc}")
     finally:
         loader.dispose()
     parsed.duplicates = loader.duplicates
@@ -225,19 +226,19 @@ def scalars(node: yaml.Node) -> Iterator[yaml.ScalarNode]:
             stack.extend(current.value)
 
 
-def check_yaml(tree: ParsedTree, manifest_files: set[str]) -> list[Finding]:
+def check_yaml(context: TreeContext) -> list[Finding]:
     """yaml-invalid, yaml-duplicate-key, and k8s-missing-field for documents in manifest files."""
+    tree, manifest_files = context.tree, context.manifests
     findings: list[Finding] = []
     for parsed in tree.yaml_files.values():
         if parsed.error is not None:
             findings.append(parsed.error)
         for key, line, first in parsed.duplicates:
             findings.append(
-                Finding(
+                finding(
+                    "yaml-duplicate-key",
                     parsed.path,
                     line,
-                    ERROR,
-                    "yaml-duplicate-key",
                     f"duplicate key '{key}' (first at line {first}); remove one of them",
                 )
             )
@@ -253,11 +254,10 @@ def _missing_fields(doc: Document) -> list[Finding]:
         return []
     if not isinstance(doc.data, dict):
         return [
-            Finding(
+            finding(
+                "k8s-missing-field",
                 doc.path,
                 doc.line,
-                ERROR,
-                "k8s-missing-field",
                 "document is not a mapping; a Kubernetes manifest needs "
                 "apiVersion, kind and metadata.name",
             )
@@ -268,11 +268,10 @@ def _missing_fields(doc: Document) -> list[Finding]:
     if not missing:
         return []
     return [
-        Finding(
+        finding(
+            "k8s-missing-field",
             doc.path,
             doc.line,
-            ERROR,
-            "k8s-missing-field",
             f"document has no {', '.join(missing)}; every Kubernetes manifest needs "
             "apiVersion, kind and metadata.name",
         )
