@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from makeflux.cluster_schema.variables import Variable, declared_variables
 from makeflux.errors import DataError, Problem, display_path, kind_of, with_article
 from makeflux.settings import Settings
-from makeflux.variables import Variable, declared_variables
 from makeflux.yamlsource import yaml_error_problem
 
 
