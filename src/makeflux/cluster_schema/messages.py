@@ -18,6 +18,7 @@ from makeflux.cluster_schema.words import (
     did_you_mean,
     dotted,
     first_sentence,
+    key_text,
     or_list,
     show,
 )
@@ -69,6 +70,29 @@ class Mistake:
     # a cross-field rule in two halves, so rules with the same requirement merge into one line
     condition: str = ""
     requirement: str = ""
+
+
+def self_containing(path: KeyPath) -> Mistake:
+    """A list or mapping that holds itself (`&x [*x]`): JSON has no such thing."""
+    message = (
+        f"{dotted(path)}: contains itself through a YAML alias (&anchor … *anchor); "
+        "write the value out instead"
+    )
+    return Mistake(path, path, 0, message, at_value=False)
+
+
+def non_string_key(path: KeyPath, key: Any) -> Mistake:
+    """A key YAML read as a number, boolean, date or null; `about` ends in its text."""
+    name = key_text(key)
+    read_as = "null" if key is None else with_article(kind_of(key))
+    return Mistake(
+        (*path, name),
+        (*path, name),
+        0,
+        f"{dotted((*path, name))}: the key {name} is read as {read_as}; "
+        f"keys must be strings, quote it: '{name}'",
+        at_value=False,
+    )
 
 
 def explain_errors(

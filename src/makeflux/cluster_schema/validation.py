@@ -16,24 +16,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from makeflux import cache
 from makeflux.cluster_schema.defaults import apply_defaults
-from makeflux.cluster_schema.locating import Locator
-from makeflux.cluster_schema.messages import Mistake, explain_errors
 from makeflux.cluster_schema.reading import read_schema
-from makeflux.cluster_schema.words import dotted, key_text
-from makeflux.data import LoadedData
-from makeflux.errors import (
-    Problem,
-    SchemaError,
-    ValidationError,
-    display_path,
-    kind_of,
-    with_article,
-)
-from makeflux.settings import Settings
+from makeflux.errors import Problem, SchemaError, ValidationError, display_path
 from makeflux.yamlsource import YAML_SUFFIXES, KeyPath
 
-if TYPE_CHECKING:  # jsonschema costs ~40 ms to import: only runs that really validate pay it
+# Imported where used: jsonschema costs ~40 ms, and the wording and locating of mistakes are
+# needed only when there are some (a warm run whose data is valid skips them).
+if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError as JsonSchemaError
+
+    from makeflux.cluster_schema.messages import Mistake
+    from makeflux.data import LoadedData
+    from makeflux.settings import Settings
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
@@ -105,6 +99,8 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
     try:
         errors = _schema_errors(schema, instance)
     except RecursionError:
+        from makeflux.cluster_schema.locating import Locator
+
         main = Locator(settings, data).main_file()
         where = display_path(main) if main else None
         raise ValidationError(Problem("nested too deeply to validate; flatten it", where)) from None
@@ -116,6 +112,9 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
         return
     if errors and not thorough:
         check_schema(schema, path)  # errors from a malformed schema would only mislead
+    from makeflux.cluster_schema.locating import Locator
+    from makeflux.cluster_schema.messages import explain_errors
+
     locator = Locator(settings, data)
     mistakes = explain_errors(errors, schema, instance, defaulted, key_problems)
     problems += [locator.problem(mistake) for mistake in mistakes]
@@ -208,28 +207,20 @@ def json_view(
     mistakes: list[Mistake] = []
     if isinstance(value, dict | list):
         if id(value) in inside:
-            message = (
-                f"{dotted(path)}: contains itself through a YAML alias (&anchor … *anchor); "
-                "write the value out instead"
-            )
-            return None, [Mistake(path, path, 0, message, at_value=False)]
+            from makeflux.cluster_schema.messages import self_containing
+
+            return None, [self_containing(path)]
         inside = inside | {id(value)}
     if isinstance(value, dict):
         view: dict[str, Any] = {}
         for key, child in value.items():
-            name = key if isinstance(key, str) else key_text(key)
+            name = key
             if not isinstance(key, str):
-                read_as = "null" if key is None else with_article(kind_of(key))
-                mistakes.append(
-                    Mistake(
-                        (*path, name),
-                        (*path, name),
-                        0,
-                        f"{dotted((*path, name))}: the key {name} is read as {read_as}; "
-                        f"keys must be strings, quote it: '{name}'",
-                        at_value=False,
-                    )
-                )
+                from makeflux.cluster_schema.messages import non_string_key
+                from makeflux.cluster_schema.words import key_text
+
+                name = key_text(key)
+                mistakes.append(non_string_key(path, key))
             view[name], child_mistakes = json_view(child, (*path, name), inside)
             mistakes += child_mistakes
         return view, mistakes
