@@ -54,6 +54,19 @@ _TYPE_WORDS = {
     "null": "null",
 }
 
+_BOUND_WORDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "more than",
+    "exclusiveMaximum": "less than",
+}
+
+
+def _type_words(expected: str | list[str]) -> str:
+    """What a `type` keyword asks for: 'a string or null'."""
+    types = [expected] if isinstance(expected, str) else list(expected)
+    return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+
 
 @dataclass(frozen=True)
 class Mistake:
@@ -183,6 +196,22 @@ def _mistakes(error: JsonSchemaError, root: Mapping[str, Any], instance: Any) ->
     return [Mistake(path, path, rank, f"{name}: {_describe(error, root)}")]
 
 
+# What a failed keyword says when the keyword alone tells what is wrong: {shown} is the value,
+# {expected} the keyword's value as YAML spells it, {limit} as written, {count} the items.
+_PLAIN_MESSAGES = {
+    "const": "{shown} is not allowed; the only allowed value is {expected}",
+    "maximum": "{shown} is greater than the maximum of {expected}",
+    "minimum": "{shown} is less than the minimum of {expected}",
+    "exclusiveMaximum": "{shown} must be less than {expected}",
+    "exclusiveMinimum": "{shown} must be greater than {expected}",
+    "multipleOf": "{shown} is not a multiple of {expected}",
+    "maxLength": "{shown} is too long; at most {limit} characters",
+    "minLength": "{shown} is too short; at least {limit} characters",
+    "maxItems": "has {count} items; at most {limit} allowed",
+    "minItems": "has {count} items; at least {limit} needed",
+}
+
+
 def _describe(error: JsonSchemaError, root: Mapping[str, Any]) -> str:
     """What is wrong with the value, and what would be right."""
     keyword = error.validator
@@ -196,8 +225,6 @@ def _describe(error: JsonSchemaError, root: Mapping[str, Any]) -> str:
         choices = ", ".join(show(choice) for choice in expected)
         text = f"{shown} is not one of the allowed values: {choices}"
         return text + did_you_mean(value, [c for c in expected if isinstance(c, str)])
-    if keyword == "const":
-        return f"{shown} is not allowed; the only allowed value is {show(expected)}"
     if keyword in ("pattern", "format"):
         examples = _examples(root, error)
         noun = _noun(root, error)
@@ -206,24 +233,11 @@ def _describe(error: JsonSchemaError, root: Mapping[str, Any]) -> str:
         if keyword == "format":
             return f"{shown} is not a valid {expected}"
         return f"{shown} does not match the pattern {expected}"
-    if keyword == "maximum":
-        return f"{shown} is greater than the maximum of {show(expected)}"
-    if keyword == "minimum":
-        return f"{shown} is less than the minimum of {show(expected)}"
-    if keyword == "exclusiveMaximum":
-        return f"{shown} must be less than {show(expected)}"
-    if keyword == "exclusiveMinimum":
-        return f"{shown} must be greater than {show(expected)}"
-    if keyword == "multipleOf":
-        return f"{shown} is not a multiple of {show(expected)}"
-    if keyword == "maxLength":
-        return f"{shown} is too long; at most {expected} characters"
-    if keyword == "minLength":
-        return f"{shown} is too short; at least {expected} characters"
-    if keyword == "maxItems":
-        return f"has {len(value)} items; at most {expected} allowed"
-    if keyword == "minItems":
-        return f"has {len(value)} items; at least {expected} needed"
+    if keyword in _PLAIN_MESSAGES:
+        count = len(value) if isinstance(value, list) else 0
+        return _PLAIN_MESSAGES[str(keyword)].format(
+            shown=shown, expected=show(expected), limit=expected, count=count
+        )
     if keyword == "uniqueItems":
         duplicates = sorted({show(v) for v in value if value.count(v) > 1})
         return f"lists {', '.join(duplicates)} more than once; each item must be unique"
@@ -241,7 +255,7 @@ def _describe(error: JsonSchemaError, root: Mapping[str, Any]) -> str:
 
 def _type_message(value: Any, expected: Any, root: Mapping[str, Any], error: Any) -> str:
     types = [expected] if isinstance(expected, str) else list(expected)
-    wanted = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+    wanted = _type_words(expected)
     if value is None:
         text = f"has no value; expected {wanted}"
         prop = _schema_at(root, tuple(error.absolute_path))
@@ -363,10 +377,8 @@ def _enclosing_rule(root: Mapping[str, Any], schema_path: tuple[Any, ...]) -> _R
                 found = _Rule(str(step), node, depth)
             elif step == "dependentSchemas" and depth + 1 < len(schema_path):
                 found = _Rule("dependentSchemas", node, depth, str(schema_path[depth + 1]))
-            node = node.get(step)
-        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-            node = node[step]
-        else:
+        node = _schema_child(node, step)
+        if node is _NOWHERE:
             return found
     return found
 
@@ -455,13 +467,10 @@ def _alternatives(error: JsonSchemaError, root: Mapping[str, Any] | None) -> str
 def _expectation(error: JsonSchemaError, root: Mapping[str, Any] | None) -> str:
     """What one failing keyword wanted, as a noun phrase."""
     expected = _expected(error)
-    words = {"minimum": "at least", "maximum": "at most"}
-    words |= {"exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}
     if error.validator == "type":
-        types = [expected] if isinstance(expected, str) else list(expected)
-        return " or ".join(_TYPE_WORDS.get(t, t) for t in types)
-    if error.validator in words:
-        return f"{words[str(error.validator)]} {show(expected)}"
+        return _type_words(expected)
+    if error.validator in _BOUND_WORDS:
+        return f"{_BOUND_WORDS[str(error.validator)]} {show(expected)}"
     if error.validator == "enum":
         return "one of " + ", ".join(show(v) for v in expected)
     if error.validator == "const":
@@ -487,17 +496,10 @@ def _requirement_words(error: JsonSchemaError, target: KeyPath) -> str:
     if error.validator in ("anyOf", "oneOf") and error.context:
         return f"{name} to be {_alternatives(error, None)} (it is {show(error.instance)})"
     if error.validator == "type":
-        types = [expected] if isinstance(expected, str) else expected
-        return f"{name} to be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types)
-    bounds = {
-        "minimum": "at least",
-        "maximum": "at most",
-        "exclusiveMinimum": "more than",
-        "exclusiveMaximum": "less than",
-    }
-    if error.validator in bounds:
-        actual = show(error.instance)
-        return f"{name} to be {bounds[str(error.validator)]} {show(expected)} (it is {actual})"
+        return f"{name} to be {_type_words(expected)}"
+    if error.validator in _BOUND_WORDS:
+        bound = f"{_BOUND_WORDS[str(error.validator)]} {show(expected)}"
+        return f"{name} to be {bound} (it is {show(error.instance)})"
     return f"{name} where {error.message}"
 
 
@@ -547,13 +549,22 @@ def _def_name(root: Mapping[str, Any], schema_path: tuple[Any, ...]) -> str | No
             match = re.fullmatch(r"#/(?:\$defs|definitions)/([^/]+)", ref)
             name = match.group(1) if match else name
             node = pointer_target(root, ref[1:])
-        if isinstance(node, Mapping):
-            node = node.get(step)
-        elif isinstance(node, list) and isinstance(step, int) and step < len(node):
-            node = node[step]
-        else:
+        node = _schema_child(node, step)
+        if node is _NOWHERE:
             return name
     return name
+
+
+_NOWHERE: Any = object()
+
+
+def _schema_child(node: Any, step: Any) -> Any:
+    """One step down a jsonschema schema path, or _NOWHERE when the path leaves the schema."""
+    if isinstance(node, Mapping):
+        return node.get(step)
+    if isinstance(node, list) and isinstance(step, int) and step < len(node):
+        return node[step]
+    return _NOWHERE
 
 
 def _schema_at(root: Mapping[str, Any], path: KeyPath) -> Any:
