@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from makeflux.cluster_schema.messages import Mistake
 from makeflux.cluster_schema.words import escaped, key_text
-from makeflux.data import LoadedData
 from makeflux.errors import Problem, display_path
-from makeflux.settings import Settings
 from makeflux.yamlsource import YAML_SUFFIXES, KeyPath, load_documents, locate
+
+if TYPE_CHECKING:
+    from makeflux.cluster_schema.messages import Mistake
+    from makeflux.data import LoadedData
+    from makeflux.settings import Settings
 
 
 class Locator:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
 
-def load_schema(path: Path) -> tuple[dict[str, Any], str]:
+def _schema_to_validate(path: Path) -> tuple[dict[str, Any], str]:
     """The schema and its text, when it declares draft 2020-12 (or nothing): what validates.
 
     Only validation insists on the draft; `explain` and `docs` describe any schema they can read.
@@ -74,7 +74,7 @@ def check_schema(schema: Mapping[str, Any], path: Path) -> None:
         )
 
 
-# ── validation ───────────────────────────────────────────────────────────────────────────────
+# ── the data ─────────────────────────────────────────────────────────────────────────────────
 
 
 def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = False) -> None:
@@ -84,7 +84,7 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
     """
     assert settings.schema is not None
     path = settings.schema
-    schema, schema_text = load_schema(path)
+    schema, schema_text = _schema_to_validate(path)
     problems = _empty_file_problems(data)
     try:
         defaulted = apply_defaults(schema, data.values)
