@@ -581,3 +581,16 @@ def test_an_any_of_inside_a_rule_is_still_a_rule(tmp_path: Path) -> None:
         "cluster.yaml:1:1: tracing_enabled requires retention to be a string or at least 1 "
         "(it is -5)"
     ]
+
+
+def test_the_schema_is_parsed_once_and_never_stale(tmp_path: Path) -> None:
+    """validation, --set, lint and explain all ask the one reader: a run parses the file once,
+    and an edited file is read afresh (the cache is keyed on the text, not the time)."""
+    from makeflux.cluster_schema.reading import read_schema
+
+    path = tmp_path / "schema.json"
+    path.write_text('{"properties": {"a": {}}}', encoding="utf-8")
+    first = read_schema(path).schema
+    assert read_schema(path).schema is first
+    path.write_text('{"properties": {"b": {}}}', encoding="utf-8")  # same size, same second
+    assert list(read_schema(path).schema["properties"]) == ["b"]
