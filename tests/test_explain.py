@@ -218,3 +218,23 @@ def test_nested_refs_and_rules_of_a_hand_written_schema(
         "when mode is fast, webhook must be set; otherwise alerting.channel must be set"
     ]
     assert field(explain("token").output, "rules") == ["when webhook is set, token must be set too"]
+
+
+def test_a_recursive_schema_lists_each_definition_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A definition that refers to itself (a tree) is described, not followed forever."""
+    node = {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}
+    schema = {"$defs": {"node": node}, "properties": {"tree": {"$ref": "#/$defs/node"}}}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    (tmp_path / "makeflux.toml").write_text(
+        '[makeflux]\ninputs = ["t"]\noutput = "out"\ndata = ["c.yaml"]\nschema = "schema.json"\n'
+    )
+    (tmp_path / "t").mkdir()
+    (tmp_path / "c.yaml").write_text("tree: {}\n")
+    monkeypatch.chdir(tmp_path)
+
+    child = explain("tree.child")
+    assert child.exit_code == 0, child.output
+    assert field(child.output, "type") == ["object"]
+    assert explain("tree.child.child").exit_code != 0  # listed once, not one level per ref

@@ -327,6 +327,22 @@ def test_missing_schema_file(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("where", [".", "templates"])
+def test_a_missing_schema_is_told_alike_by_every_command(tmp_path: Path, where: str) -> None:
+    """One reader, one wording: validate, explain, set and docs name the schema as the user
+    types it from where they stand, and say the same thing about it."""
+    make_project(tmp_path, "a: 1\n")
+    (tmp_path / "schema.json").unlink()
+    shown = "schema.json" if where == "." else "../schema.json"
+    expected = f"{shown}: schema file not found; fix 'schema' in the settings file"
+    config = [] if where == "." else ["--config", "../makeflux.toml"]
+    for command in (["validate"], ["explain"], ["explain", "a"], ["set", "a=2"], ["docs"]):
+        result = run_cli([*command, *config], tmp_path / where)
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stderr.splitlines()[0] == expected, (command, result.stderr)
+    assert (tmp_path / "cluster.yaml").read_text() == "a: 1\n"  # set changed nothing
+
+
 def test_no_schema_means_no_validation(tmp_path: Path) -> None:
     make_project(tmp_path, "anything: [1, 2]\ncluster_name: x\n", schema=None)
     code, out, err = validate(tmp_path)
@@ -565,3 +581,16 @@ def test_an_any_of_inside_a_rule_is_still_a_rule(tmp_path: Path) -> None:
         "cluster.yaml:1:1: tracing_enabled requires retention to be a string or at least 1 "
         "(it is -5)"
     ]
+
+
+def test_the_schema_is_parsed_once_and_never_stale(tmp_path: Path) -> None:
+    """validation, --set, lint and explain all ask the one reader: a run parses the file once,
+    and an edited file is read afresh (the cache is keyed on the text, not the time)."""
+    from makeflux.cluster_schema.reading import read_schema
+
+    path = tmp_path / "schema.json"
+    path.write_text('{"properties": {"a": {}}}', encoding="utf-8")
+    first = read_schema(path).schema
+    assert read_schema(path).schema is first
+    path.write_text('{"properties": {"b": {}}}', encoding="utf-8")  # same size, same second
+    assert list(read_schema(path).schema["properties"]) == ["b"]

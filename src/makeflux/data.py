@@ -10,14 +10,16 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from makeflux.errors import DataError, Problem, display_path, kind_of, with_article
 from makeflux.settings import Settings
-from makeflux.variables import Variable, declared_variables
 from makeflux.yamlsource import yaml_error_problem
+
+if TYPE_CHECKING:  # the schema's variables are read only for --set (a run without it skips them)
+    from makeflux.cluster_schema.variables import Variable
 
 
 @dataclass
@@ -463,7 +465,11 @@ def load_data(
         set_dotted(values, key, value)
     parsed: dict[str, str] = {}
     overrides = tuple(overrides)
-    variables = declared_variables(settings) if overrides else {}
+    variables: Mapping[str, Variable] = {}
+    if overrides:
+        from makeflux.cluster_schema.variables import declared_variables
+
+        variables = declared_variables(settings)
     for text in overrides:
         key, value = parse_assignment(text, variables)
         set_dotted(values, key, value)

@@ -146,22 +146,23 @@ class ManifestError(MakefluxError):
     """The manifest exists but cannot be trusted (unreadable, not JSON, wrong shape)."""
 
 
+# In the order they are tried: a bool is also an int.
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "boolean"),
+    (int, "whole number"),
+    (float, "number"),
+    (str, "string"),
+    (Mapping, "mapping"),
+    (list, "list"),
+    (type(None), "null"),
+)
+
+
 def kind_of(value: Any) -> str:
     """What a value read from YAML, JSON or TOML is, in the words messages use."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "whole number"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "mapping"
-    if isinstance(value, list):
-        return "list"
-    if value is None:
-        return "null"
+    for kind, words in _KINDS:
+        if isinstance(value, kind):
+            return words
     return {"date": "date", "datetime": "date and time"}.get(type(value).__name__, "value")
 
 

@@ -102,7 +102,7 @@ def validate(run: Run, *, thorough: bool = False) -> Run:
     if run.settings.schema is None:
         return run
     # jsonschema is slow to import; only runs that validate pay for it.
-    from makeflux.schema import validate_data
+    from makeflux.cluster_schema.validation import validate_data
 
     validate_data(run.settings, run.data, thorough=thorough)
     return run

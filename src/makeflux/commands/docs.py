@@ -8,18 +8,13 @@ from pathlib import Path
 import click
 
 from makeflux import output
+from makeflux.cluster_schema.variables import SchemaInfo, Variable, load_schema_info
+from makeflux.cluster_schema.words import first_sentence, format_value
 from makeflux.commands.common import config_option
 from makeflux.errors import EXIT_CHANGES
 from makeflux.errors import display_path as display
 from makeflux.settings import load_settings
 from makeflux.sync import file_matches, write_atomic
-from makeflux.variables import (
-    SchemaInfo,
-    Variable,
-    first_sentence,
-    format_value,
-    load_schema_info,
-)
 
 DOCS_FILE = Path("docs") / "variables.md"
 

@@ -11,20 +11,20 @@ import click
 from click.shell_completion import CompletionItem
 
 from makeflux import output
-from makeflux.commands.common import config_option
-from makeflux.data import LoadedData, load_data
-from makeflux.errors import MakefluxError, Problem
-from makeflux.errors import display_path as display
-from makeflux.settings import Settings, load_settings
-from makeflux.variables import (
+from makeflux.cluster_schema.variables import (
     SchemaInfo,
     Variable,
-    format_value,
     is_missing,
     load_schema_info,
     lookup,
     template_usage,
 )
+from makeflux.cluster_schema.words import format_value
+from makeflux.commands.common import config_option
+from makeflux.data import LoadedData, load_data
+from makeflux.errors import MakefluxError, Problem
+from makeflux.errors import display_path as display
+from makeflux.settings import Settings, load_settings
 
 LABEL_WIDTH = 10
 

@@ -11,11 +11,11 @@ import click
 
 from makeflux import output
 from makeflux.cluster_file import FILL_IN_NOTE, locate
+from makeflux.cluster_schema.variables import load_schema_info
 from makeflux.commands.common import config_option
 from makeflux.errors import DataError, Problem
 from makeflux.errors import display_path as display
 from makeflux.settings import Settings, load_settings
-from makeflux.variables import load_schema_info
 
 
 @click.command("init")

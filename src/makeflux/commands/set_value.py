@@ -12,13 +12,14 @@ import click
 
 from makeflux import lock, output, pipeline
 from makeflux.cluster_file import locate
+from makeflux.cluster_schema.variables import declared_variables
+from makeflux.cluster_schema.words import format_value
 from makeflux.commands.common import config_option
 from makeflux.data import parse_assignment
 from makeflux.errors import DataError, MakefluxError, Problem
 from makeflux.errors import display_path as display
 from makeflux.pipeline import RunOptions
 from makeflux.settings import Settings, load_settings
-from makeflux.variables import declared_variables, format_value
 
 
 @click.command("set")

@@ -14,13 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from makeflux.errors import MakefluxError, Problem, SettingsError, display_path, reason
+from makeflux.cluster_schema.reading import schema_variables
+from makeflux.errors import MakefluxError, Problem, display_path
 from makeflux.lint.config import LintConfig, lint_config
 from makeflux.lint.findings import ERROR, FORMATS, WARNING, Finding, exit_status, format_findings
 from makeflux.lint.kustomize import kustomize_inputs
 from makeflux.lint.placement import is_manifest_file, place
 from makeflux.lint.rules import RULES, TreeContext, TreeFamily, families, load_family
-from makeflux.lint.templates import TemplateSource, check_templates, schema_variables
+from makeflux.lint.templates import TemplateSource, check_templates
 from makeflux.lint.yamldocs import KUSTOMIZATION_NAMES, YAML_SUFFIXES, parse_tree
 
 if TYPE_CHECKING:
@@ -167,11 +168,7 @@ def lint_templates(
     schema_shown = ""
     if settings.schema is not None:
         schema_shown = _shown(settings.schema, settings)
-        try:
-            schema = schema_variables(settings.schema)
-        except (OSError, ValueError) as exc:
-            problem = Problem(f"cannot read the schema: {reason(exc)}", schema_shown)
-            raise SettingsError(problem) from None
+        schema = schema_variables(settings.schema)  # SchemaError, in validate's words
     findings = check_templates(
         parse_env, sources, schema=schema, schema_shown=schema_shown, provided=provided
     )

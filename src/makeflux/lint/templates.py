@@ -4,11 +4,8 @@ comments that run across lines (a comment closed with the wrong delimiter)."""
 from __future__ import annotations
 
 import functools
-import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -26,54 +23,6 @@ class TemplateSource:
     name: str
     shown: str
     text: str
-
-
-def schema_variables(schema_path: Path) -> dict[str, int]:
-    """Top-level `properties` of a JSON Schema file → the line that declares each one."""
-    text = schema_path.read_text(encoding="utf-8")
-    schema = json.loads(text)
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if not isinstance(properties, dict):
-        return {}
-    lines = _top_level_property_lines(text)
-    return {name: lines.get(name, 1) for name in properties}
-
-
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-
-
-def _top_level_property_lines(text: str) -> dict[str, int]:
-    """Where each key of the root object's "properties" object is written (valid JSON only)."""
-    lines: dict[str, int] = {}
-    depth = 0
-    properties_depth: int | None = None  # depth inside the root's "properties" object
-    opening_properties = False
-    position = 0
-    while position < len(text):
-        char = text[position]
-        if char == '"':
-            match = _JSON_STRING.match(text, position)
-            end = match.end() if match else len(text)
-            is_key = text[end:].lstrip().startswith(":")
-            if is_key:
-                key = json.loads(text[position:end])
-                if depth == 1 and key == "properties":
-                    opening_properties = True
-                elif properties_depth is not None and depth == properties_depth:
-                    lines.setdefault(key, text.count("\n", 0, position) + 1)
-            position = end
-            continue
-        if char in "{[":
-            depth += 1
-            if opening_properties and char == "{":
-                properties_depth = depth
-            opening_properties = False
-        elif char in "}]":
-            if properties_depth is not None and depth == properties_depth:
-                properties_depth = None
-            depth -= 1
-        position += 1
-    return lines
 
 
 def check_templates(

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from makeflux.errors import Problem, SchemaError, SettingsError, display_path, reason
+from makeflux.cluster_schema.reading import read_schema, resolve
+from makeflux.cluster_schema.words import and_list, format_value
+from makeflux.errors import Problem, SchemaError, SettingsError, display_path, kind_of
 from makeflux.settings import Settings
 
 if TYPE_CHECKING:  # jinja2 is needed only to find which templates use a variable
@@ -92,23 +93,7 @@ def load_schema_info(settings: Settings) -> SchemaInfo:
             )
         )
     path = settings.schema
-    try:
-        schema = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SchemaError(
-            Problem("schema file not found; fix 'schema' in the settings", display_path(path))
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise SchemaError(
-            Problem(
-                f"schema is not valid JSON: {exc.msg}", display_path(path), exc.lineno, exc.colno
-            )
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        problem = Problem(f"cannot read schema: {reason(exc)}", display_path(path))
-        raise SchemaError(problem) from None
-    if not isinstance(schema, dict):
-        raise SchemaError(Problem("schema must be a JSON object", display_path(path)))
+    schema = read_schema(path).schema
     return SchemaInfo(
         path=path, schema=schema, variables=walk_variables(schema), rules=schema_rules(schema)
     )
@@ -125,29 +110,11 @@ def declared_variables(settings: Settings) -> dict[str, Variable]:
         return {}
 
 
-def resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`schema` with a local `$ref` (#/$defs/...) merged in; its own keys win."""
-    ref = schema.get("$ref")
-    if not isinstance(ref, str) or not ref.startswith("#/"):
-        return schema
-    target: Any = root
-    for part in ref[2:].split("/"):
-        part = part.replace("~1", "/").replace("~0", "~")
-        if not isinstance(target, Mapping) or part not in target:
-            return schema
-        target = target[part]
-    if not isinstance(target, Mapping):
-        return schema
-    merged = {**resolve(target, root), **schema}
-    merged.pop("$ref", None)
-    return merged
-
-
 def walk_variables(root: Mapping[str, Any]) -> dict[str, Variable]:
     """Every declared property, depth first in schema order; objects' properties as dotted names."""
     found: dict[str, Variable] = {}
 
-    def visit(node: Mapping[str, Any], prefix: str) -> None:
+    def visit(node: Mapping[str, Any], prefix: str, refs_above: frozenset[Any]) -> None:
         properties = node.get("properties")
         if not isinstance(properties, Mapping):
             return
@@ -155,12 +122,14 @@ def walk_variables(root: Mapping[str, Any]) -> dict[str, Variable]:
         for name, sub in properties.items():
             if not isinstance(sub, Mapping):
                 continue
+            ref = sub["$ref"] if isinstance(sub.get("$ref"), str) else None
             sub = resolve(sub, root)
             dotted = f"{prefix}{name}"
             found[dotted] = Variable(dotted, sub, name in required)
-            visit(sub, f"{dotted}.")
+            if ref is None or ref not in refs_above:  # a recursive definition is listed once
+                visit(sub, f"{dotted}.", refs_above | {ref})
 
-    visit(resolve(root, root), "")
+    visit(resolve(root, root), "", frozenset())
     return found
 
 
@@ -235,16 +204,16 @@ def schema_rules(root: Mapping[str, Any]) -> list[Rule]:
         if said:
             rules.append(Rule(str(said), names))
         elif "if" in item and ("then" in item or "else" in item):
-            condition = _describe_condition(item["if"])
+            condition = _describe_keys(item["if"], demand=False)
             parts = []
             if "then" in item:
-                parts.append(f"when {condition}, {_describe_demand(item['then'])}")
+                parts.append(f"when {condition}, {_describe_keys(item['then'], demand=True)}")
             if "else" in item:
-                parts.append(f"otherwise {_describe_demand(item['else'])}")
+                parts.append(f"otherwise {_describe_keys(item['else'], demand=True)}")
             rules.append(Rule("; ".join(parts), names))
     for name, needed in (root.get("dependentRequired") or {}).items():
         rules.append(
-            Rule(f"when {name} is set, {_and(list(needed))} must be set too", (name, *needed))
+            Rule(f"when {name} is set, {and_list(list(needed))} must be set too", (name, *needed))
         )
     return rules
 
@@ -261,29 +230,21 @@ def _mentioned(node: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _describe_condition(node: Mapping[str, Any], prefix: str = "") -> str:
+def _describe_keys(node: Mapping[str, Any], prefix: str = "", *, demand: bool) -> str:
+    """An `if` (demand=False: "a is 1 and b is set") or a `then`/`else` ("b must be set")."""
     parts = []
     properties = node.get("properties") or {}
     for name, sub in properties.items():
-        parts.append(_describe_value(prefix + name, sub, demand=False))
+        parts.append(_describe_value(prefix + name, sub, demand=demand))
     for name in node.get("required") or ():
         if name not in properties:
-            parts.append(f"{prefix}{name} is set")
-    return _and(parts) or "always"
-
-
-def _describe_demand(node: Mapping[str, Any], prefix: str = "") -> str:
-    parts = []
-    properties = node.get("properties") or {}
-    for name, sub in properties.items():
-        parts.append(_describe_value(prefix + name, sub, demand=True))
-    for name in node.get("required") or ():
-        if name not in properties:
-            parts.append(f"{prefix}{name} must be set")
-    if isinstance(node.get("not"), Mapping):
+            parts.append(f"{prefix}{name} {'must be' if demand else 'is'} set")
+    if demand and isinstance(node.get("not"), Mapping):
         for name in node["not"].get("required") or ():
             parts.append(f"{prefix}{name} must not be set")
-    return _and(parts) or json.dumps(node, sort_keys=True)
+    if parts:
+        return and_list(parts)
+    return json.dumps(node, sort_keys=True) if demand else "always"
 
 
 def _describe_value(name: str, sub: Any, *, demand: bool) -> str:
@@ -297,51 +258,20 @@ def _describe_value(name: str, sub: Any, *, demand: bool) -> str:
     if isinstance(sub.get("not"), Mapping) and "const" in sub["not"]:
         return f"{name} {verb} not {format_value(sub['not']['const'])}"
     if "properties" in sub or "required" in sub:  # a rule about keys inside a mapping
-        describe = _describe_demand if demand else _describe_condition
-        return describe(sub, f"{name}.")
+        return _describe_keys(sub, f"{name}.", demand=demand)
     texts = constraint_texts(sub)
     if texts:
         return f"{name} {verb} " + ", ".join(texts)
     return f"{name} {verb} {type_text(sub)}"
 
 
-def _and(parts: list[str]) -> str:
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]
+# kind_of's words for a JSON value, as JSON Schema's type names
+_JSON_TYPE_OF_KIND = {"whole number": "integer", "mapping": "object", "list": "array"}
 
 
 def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "array" if isinstance(value, list) else "object"
-
-
-def first_sentence(text: str) -> str:
-    """The first sentence of a description, on one line."""
-    match = re.match(r"(.+?[.!?])(\s|$)", text, re.S)
-    return (match.group(1) if match else text).replace("\n", " ")
-
-
-def format_value(value: Any) -> str:
-    """A value the way cluster.yaml would spell it: true, 90, 7d, [a, b]."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, str):
-        return value if value else '""'
-    if isinstance(value, list | dict):
-        return json.dumps(value, separators=(", ", ": "))
-    return str(value)
+    kind = kind_of(value)
+    return _JSON_TYPE_OF_KIND.get(kind, kind)
 
 
 def lookup(values: Mapping[str, Any], dotted: str) -> Any:
