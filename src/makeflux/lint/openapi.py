@@ -311,36 +311,14 @@ class Validator:
                 out.append(
                     Violation((*path, key), "schema-unknown-field", _unknown(key, properties))
                 )
-        for bound, compare, words in (
-            ("maxProperties", int.__gt__, "at most"),
-            ("minProperties", int.__lt__, "at least"),
-        ):
-            if bound in schema and compare(len(value), schema[bound]):
-                out.append(
-                    Violation(
-                        path,
-                        "schema-range",
-                        f"has {len(value)} fields; {words} {schema[bound]} allowed",
-                    )
-                )
+        _count_bounds(len(value), "fields", "Properties", schema, path, out)
 
     def _array(self, value: list, schema: Mapping[str, Any], path: Path, out: list[Violation]):
         items = schema.get("items")
         if isinstance(items, Mapping):
             for index, item in enumerate(value):
                 self._check(item, items, (*path, index), out)
-        for bound, compare, words in (
-            ("maxItems", int.__gt__, "at most"),
-            ("minItems", int.__lt__, "at least"),
-        ):
-            if bound in schema and compare(len(value), schema[bound]):
-                out.append(
-                    Violation(
-                        path,
-                        "schema-range",
-                        f"has {len(value)} items; {words} {schema[bound]} allowed",
-                    )
-                )
+        _count_bounds(len(value), "items", "Items", schema, path, out)
         list_type = schema.get("x-kubernetes-list-type")
         if list_type == "set" or schema.get("uniqueItems"):
             self._unique(value, path, out, lambda item: item, "value")
@@ -467,3 +445,19 @@ def _holds_placeholder(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_holds_placeholder(v) for v in value)
     return False
+
+
+def _count_bounds(
+    count: int, noun: str, keyword: str, schema: Mapping[str, Any], path: Path, out: list[Violation]
+) -> None:
+    """maxProperties/minProperties (keyword "Properties") or maxItems/minItems ("Items")."""
+    for bound, compare, words in (
+        (f"max{keyword}", int.__gt__, "at most"),
+        (f"min{keyword}", int.__lt__, "at least"),
+    ):
+        if bound in schema and compare(count, schema[bound]):
+            out.append(
+                Violation(
+                    path, "schema-range", f"has {count} {noun}; {words} {schema[bound]} allowed"
+                )
+            )

@@ -5,8 +5,9 @@ namespace it lands. Also the reachability rule (files nothing applies)."""
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from makeflux.lint.config import LintConfig
 from makeflux.lint.findings import Finding
@@ -169,12 +170,15 @@ class _Walker:
         self.walked: set[FluxId] = set()
 
     def file(self, path: str, context: Context, route: tuple[str, ...] = ()) -> None:
-        key = ("file", path, context)
+        self._once(("file", path, context), self._file, path, context, route)
+
+    def _once(self, key: tuple[str, str, Context], walk: Callable[..., None], *args: Any) -> None:
+        """walk(*args) unless the same walk is already under way further up (a cycle)."""
         if key in self.active:
             return
         self.active.add(key)
         try:
-            self._file(path, context, route)
+            walk(*args)
         finally:
             self.active.discard(key)
 
@@ -258,14 +262,7 @@ class _Walker:
             yield path
 
     def kustomize_dir(self, directory: str, context: Context, route: tuple[str, ...]) -> None:
-        key = ("dir", directory, context)
-        if key in self.active:
-            return
-        self.active.add(key)
-        try:
-            self._kustomize_dir(directory, context, route)
-        finally:
-            self.active.discard(key)
+        self._once(("dir", directory, context), self._kustomize_dir, directory, context, route)
 
     def _kustomize_dir(self, directory: str, context: Context, route: tuple[str, ...]) -> None:
         kfile = self.tree.kustomization_file(directory)
