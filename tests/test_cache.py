@@ -402,13 +402,14 @@ def test_memoized_template_facts_follow_the_source_and_survive_damage(project: P
     settings = load_settings(project)
     env = build_environment(settings, {}).env
     calls: list[str] = []
+    root: Path | None = settings.cache_dir
 
     def facts(source: str):
         def compute():
             calls.append(source)
             return {"length": len(source), "lines": source.count("\n")}
 
-        return cache.memoize(env, "test-facts-1", "t.j2", source, compute)
+        return cache.memoize(root, env, "test-facts-1", "t.j2", source, compute)
 
     assert facts("a\nb\n") == {"length": 4, "lines": 2}
     assert facts("a\nb\n") == {"length": 4, "lines": 2}
@@ -419,12 +420,9 @@ def test_memoized_template_facts_follow_the_source_and_survive_damage(project: P
             stored.write_bytes(b"{not json")
     assert facts("a\nc\nd\n") == {"length": 6, "lines": 3}
     assert len(calls) == 3
-    cache.set_enabled(False)
-    try:
-        assert facts("a\nc\nd\n") == {"length": 6, "lines": 3}
-        assert len(calls) == 4, "--no-cache computes afresh"
-    finally:
-        cache.set_enabled(True)
+    root = None  # --no-cache
+    assert facts("a\nc\nd\n") == {"length": 6, "lines": 3}
+    assert len(calls) == 4, "--no-cache computes afresh"
 
 
 def test_the_cache_keeps_jinjas_bytecode_cache_interface() -> None:
@@ -437,3 +435,28 @@ def test_the_cache_keeps_jinjas_bytecode_cache_interface() -> None:
         assert ours is not None, f"CompiledTemplateCache lacks BytecodeCache.{name}"
         theirs = list(inspect.signature(method).parameters)
         assert list(inspect.signature(ours).parameters) == theirs, name
+
+
+def test_each_run_uses_the_cache_directory_its_settings_carry(project: Path, tmp_path: Path):
+    """The cache's place and switch are part of Settings, not of the process: two projects
+    (or a library caller's runs) in one process each use their own, and --no-cache is one
+    run's choice (the next in-process run caches again)."""
+    from dataclasses import replace
+
+    default_dir = project.parent / "cache"  # $MAKEFLUX_CACHE_DIR, what load_settings starts from
+    settings = load_settings(project)
+    assert settings.cache_dir == default_dir
+    expected = render(project, "expected", "--no-cache")
+    assert not default_dir.exists()
+    for name in ("first", "second"):
+        chosen = replace(settings, cache_dir=tmp_path / name)
+        data = load_data(chosen).values
+        assert render_tree(chosen, data, build_environment(chosen, data)).files
+        assert packs(tmp_path / name), name
+    off = replace(settings, cache_dir=None)
+    data = load_data(off).values
+    tree = render_tree(off, data, build_environment(off, data))
+    assert {path: tree.files[path] for path in tree.files} == expected
+    assert not default_dir.exists(), "runs with their own directory (or none) leave it alone"
+    assert render(project, "cached") == expected
+    assert packs(default_dir), "after an in-process --no-cache run, the next one caches"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from makeflux import cache, data
+from makeflux import data
 
 CLUSTER = """\
 cluster_name: home
@@ -35,9 +35,9 @@ def _entries(cache_dir: Path) -> list[Path]:
 def test_a_remembered_read_equals_a_fresh_one(tmp_path: Path, cache_dir: Path) -> None:
     path = tmp_path / "cluster.yaml"
     path.write_text(CLUSTER)
-    fresh = data.load_file(path)
+    fresh = data.load_file(path, cache_dir)
     assert len(_entries(cache_dir)) == 1
-    remembered = data.load_file(path)
+    remembered = data.load_file(path, cache_dir)
     assert remembered == fresh
     assert remembered["when"] == datetime.date(2024, 1, 2)
     assert remembered["again"] is remembered["nodes"]  # aliases stay shared
@@ -46,21 +46,21 @@ def test_a_remembered_read_equals_a_fresh_one(tmp_path: Path, cache_dir: Path) -
 def test_a_changed_file_is_read_again(tmp_path: Path, cache_dir: Path) -> None:
     path = tmp_path / "cluster.yaml"
     path.write_text(CLUSTER)
-    data.load_file(path)
+    data.load_file(path, cache_dir)
     path.write_text(CLUSTER.replace("home", "lab"))
-    assert data.load_file(path)["cluster_name"] == "lab"
+    assert data.load_file(path, cache_dir)["cluster_name"] == "lab"
     assert len(_entries(cache_dir)) == 2
 
 
 def test_a_damaged_entry_is_read_again(tmp_path: Path, cache_dir: Path) -> None:
     path = tmp_path / "cluster.yaml"
     path.write_text(CLUSTER)
-    expected = data.load_file(path)
+    expected = data.load_file(path, cache_dir)
     (entry,) = _entries(cache_dir)
     blob = bytearray(entry.read_bytes())
     blob[-3] ^= 0xFF
     entry.write_bytes(bytes(blob))
-    assert data.load_file(path) == expected
+    assert data.load_file(path, cache_dir) == expected
     assert entry.read_bytes() != bytes(blob)  # rewritten whole
 
 
@@ -69,18 +69,14 @@ def test_errors_are_never_remembered(tmp_path: Path, cache_dir: Path) -> None:
     path.write_text("a: 1\na: 2\n")
     for _ in range(2):
         with pytest.raises(data.DataError):
-            data.load_file(path)
+            data.load_file(path, cache_dir)
     assert _entries(cache_dir) == []
 
 
 def test_without_the_cache_nothing_is_kept(tmp_path: Path, cache_dir: Path) -> None:
     path = tmp_path / "cluster.yaml"
     path.write_text(CLUSTER)
-    cache.set_enabled(False)
-    try:
-        assert data.load_file(path)["cluster_name"] == "home"
-    finally:
-        cache.set_enabled(True)
+    assert data.load_file(path, None)["cluster_name"] == "home"
     assert _entries(cache_dir) == []
 
 
@@ -91,7 +87,7 @@ def test_a_new_reader_reads_again(
     loader, other limits) never takes an entry the old one wrote."""
     path = tmp_path / "cluster.yaml"
     path.write_text(CLUSTER)
-    data.load_file(path)
+    data.load_file(path, cache_dir)
     monkeypatch.setattr(data, "_READER_VERSION", b"yaml 99\0another loader")
-    data.load_file(path)
+    data.load_file(path, cache_dir)
     assert len(_entries(cache_dir)) == 2

@@ -277,14 +277,12 @@ def test_an_output_rendered_from_other_text_than_its_key_is_not_kept(
 ) -> None:
     """A template edited between makeflux reading it for the key and a worker rendering it:
     the worker reports the text it rendered from, and the output is not kept under the key."""
-    from makeflux import cache, reuse
+    from makeflux import reuse
     from makeflux.data import load_data
     from makeflux.environment import build_environment
     from makeflux.settings import load_settings
 
     monkeypatch.chdir(project)
-    # The switch is process-wide and an in-process `--no-cache` run above leaves it off.
-    monkeypatch.setattr(cache, "_enabled", True)
     settings = load_settings(project)
     setup = build_environment(settings, load_data(settings).values)
     kept = reuse.for_run(setup.env, settings, "scope")

@@ -71,21 +71,11 @@ STALE_SECONDS = 3600
 # the recent end; a template rendered once is not kept (it would only cost memory).
 MEMORY_ENTRIES = 16
 
-_enabled = True
-
-
-def set_enabled(enabled: bool) -> None:
-    """Turn the persistent cache on or off for this process (`makeflux --no-cache`)."""
-    global _enabled
-    _enabled = enabled
-
-
-def is_enabled() -> bool:
-    return _enabled
-
 
 def cache_root() -> Path | None:
-    """Where makeflux keeps its cache; None when no directory can be determined."""
+    """Where makeflux keeps its cache by default (Settings.cache_dir starts as this); None when
+    no directory can be determined. Every function below takes the directory a run uses,
+    None meaning no cache (`makeflux --no-cache`)."""
     explicit = os.environ.get(CACHE_DIR_ENV)
     if explicit:
         return Path(explicit).expanduser()
@@ -428,12 +418,13 @@ def pack_paths(directory: Path | None) -> list[Path]:
     return [directory / name for name in sorted(names)]
 
 
-def for_environment(env: jinja2.Environment, scope: str = "") -> CompiledTemplateCache:
+def for_environment(
+    root: Path | None, env: jinja2.Environment, scope: str = ""
+) -> CompiledTemplateCache:
     """The cache to attach to `env` (after plugins have added their filters and extensions).
 
     `scope` names the project (its inputs), so that each project reads only its own packs.
     """
-    root = cache_root() if _enabled else None
     if root is None:
         return CompiledTemplateCache(None)
     prune_stale(root)
@@ -442,7 +433,12 @@ def for_environment(env: jinja2.Environment, scope: str = "") -> CompiledTemplat
 
 
 def memoize(
-    env: jinja2.Environment, kind: str, name: str, source: str, compute: Callable[[], Any]
+    root: Path | None,
+    env: jinja2.Environment,
+    kind: str,
+    name: str,
+    source: str,
+    compute: Callable[[], Any],
 ) -> Any:
     """compute() for one template's source, kept across runs like its compiled code.
 
@@ -450,17 +446,22 @@ def memoize(
     compile settings: `compute` must return JSON data that depends on nothing else (not on the
     data, the working directory or display paths). `kind` names the fact and its version.
     """
-    root = cache_root() if _enabled else None
     if root is None:
         return compute()
     checksum = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
-    return remember(_fingerprint_of(env), kind, name, checksum, compute)
+    return remember(root, _fingerprint_of(env), kind, name, checksum, compute)
 
 
-def remember(scope: str, kind: str, name: str, checksum: str, compute: Callable[[], Any]) -> Any:
+def remember(
+    root: Path | None,
+    scope: str,
+    kind: str,
+    name: str,
+    checksum: str,
+    compute: Callable[[], Any],
+) -> Any:
     """compute()'s JSON result for `name`, kept across runs while `checksum` (a digest of
     everything the result depends on) stays the same; `scope` names a directory of such facts."""
-    root = cache_root() if _enabled else None
     if root is None:
         return compute()
     key = hashlib.sha256(f"{kind}\0{name}".encode()).hexdigest()[:40]
@@ -595,13 +596,14 @@ class _Describer:
         return self._file_hashes[file]
 
 
-def memoize_content(area: str, version: bytes, content: bytes, compute: Callable[[], Any]) -> Any:
+def memoize_content(
+    root: Path | None, area: str, version: bytes, content: bytes, compute: Callable[[], Any]
+) -> Any:
     """compute() for a file's `content`, kept across runs (pickled) under `area`.
 
     For values that depend on the bytes alone (a data file as the YAML reader reads it) and on
     the code that computes them, which `version` must name. A damaged entry is computed again.
     """
-    root = cache_root() if _enabled else None
     if root is None:
         return compute()
     key = hashlib.sha256(version + b"\0" + content).hexdigest()

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from makeflux import __version__, cache, output
+from makeflux import __version__, output
 from makeflux.errors import EXIT_INTERNAL, MakefluxError, Problem
 
 # Command name → (module, attribute). A command's module is imported only when that command
@@ -182,7 +182,7 @@ def cli(ctx: click.Context, debug: bool, quiet: bool, verbose: bool, no_cache: b
     Shell completion: eval "$(_MAKEFLUX_COMPLETE=bash_source makeflux)" (zsh_source, fish_source).
     """
     ctx.meta["makeflux.debug"] = debug
-    cache.set_enabled(not no_cache)  # set on every invocation: in-process callers run many
+    ctx.meta["makeflux.use_cache"] = not no_cache  # Settings.cache_dir None: commands.common
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other; pick one")
     ctx.meta[output.VERBOSITY_KEY] = (

@@ -331,7 +331,7 @@ def collect_data_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def _load_yaml_remembered(path: Path) -> dict[str, Any]:
+def _load_yaml_remembered(path: Path, cache_dir: Path | None) -> dict[str, Any]:
     """_load_yaml, with what it read kept in the cache by the file's content: PyYAML's
     pure-Python reader takes ~50 ms for a few hundred keys, unpickling them well under one.
 
@@ -344,7 +344,7 @@ def _load_yaml_remembered(path: Path) -> dict[str, Any]:
     if not content:
         return _load_yaml(path, content)  # the error, every time
     loaded: dict[str, Any] = cache.memoize_content(
-        "data", _reader_version(), content, lambda: _load_yaml(path, content)
+        cache_dir, "data", _reader_version(), content, lambda: _load_yaml(path, content)
     )
     return loaded
 
@@ -360,8 +360,9 @@ def _reader_version() -> bytes:
     return _READER_VERSION
 
 
-def load_file(path: Path) -> dict[str, Any]:
-    """One data file as a mapping; unsupported suffixes are the caller's concern."""
+def load_file(path: Path, cache_dir: Path | None = None) -> dict[str, Any]:
+    """One data file as a mapping; unsupported suffixes are the caller's concern. A YAML
+    file's parse is kept in `cache_dir` (Settings.cache_dir) by its content."""
     loader = DATA_LOADERS[path.suffix]
     try:
         size = path.stat().st_size
@@ -380,7 +381,7 @@ def load_file(path: Path) -> dict[str, Any]:
         if start.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise UnicodeDecodeError("utf-8", start, 0, 2, "a UTF-16 or UTF-32 byte-order mark")
         if loader is _load_yaml:
-            return _load_yaml_remembered(path)
+            return _load_yaml_remembered(path, cache_dir)
         return loader(path)
     except UnicodeDecodeError:
         raise DataError(
@@ -456,7 +457,7 @@ def load_data(
     origins: dict[str, Path] = {}
     files = collect_data_files(settings.data if data_files is None else data_files)
     for path in files:
-        loaded = load_file(path)
+        loaded = load_file(path, settings.cache_dir)
         values |= loaded
         for key in loaded:
             origins[key] = path

@@ -53,16 +53,15 @@ def manifest_path(settings: Settings) -> Path:
     return directory / MANIFEST_FILE
 
 
-def scratch_manifest_path(output: Path) -> Path | None:
+def scratch_manifest_path(output: Path, cache_dir: Path | None) -> Path | None:
     """The manifest of an `-o DIR` render: in the user's cache, keyed on DIR, so that DIR holds
     exactly the rendered files. None without a usable cache (--no-cache): then nothing is
     pruned in DIR and every file that differs is protected."""
     from makeflux import cache
 
-    root = cache.cache_root() if cache.is_enabled() else None
-    if root is None:
+    if cache_dir is None:
         return None
-    directory = root / "manifests"
+    directory = cache_dir / "manifests"
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:

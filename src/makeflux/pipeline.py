@@ -32,6 +32,7 @@ class RunOptions:
     overrides: tuple[str, ...] = ()
     output: Path | None = None
     data_files: tuple[Path, ...] | None = None
+    use_cache: bool = True  # False: --no-cache (Settings.cache_dir None)
 
 
 @dataclass
@@ -55,13 +56,15 @@ class RenderedRun(Run):
 def load(options: RunOptions) -> Run:
     """Settings and data, with --output / --data / --set applied."""
     settings = load_settings(options.cwd, options.config)
+    if not options.use_cache:
+        settings = settings.with_overrides(cache_dir=None)
     if options.output is not None:
         output_dir = (options.cwd / options.output).resolve()
         if output_dir != settings.output.resolve():
             # Another directory gets its own manifest (kept outside it, in the user's cache),
             # so render/plan/check -o DIR agree with each other and never touch the record of
             # the configured output.
-            manifest = scratch_manifest_path(output_dir)
+            manifest = scratch_manifest_path(output_dir, settings.cache_dir)
             settings = settings.with_overrides(
                 output=output_dir, manifest=manifest, keep_manifest=manifest is not None
             )

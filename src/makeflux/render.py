@@ -170,7 +170,7 @@ def render_tree(
     if setup.env.bytecode_cache is None:
         # Attached once plugins are loaded: the cache key covers the filters and tests they add.
         # Duck-typed jinja2.BytecodeCache (see cache.CompiledTemplateCache for why).
-        setup.env.bytecode_cache = cache.for_environment(setup.env, scope)  # type: ignore[assignment]
+        setup.env.bytecode_cache = cache.for_environment(settings.cache_dir, setup.env, scope)  # type: ignore[assignment]
     tree = RenderedTree(root=settings.output)
     problems: list[Problem] = []
     sources = discover_sources(settings, setup)
@@ -395,5 +395,5 @@ def _file_data(name: str, settings: Settings) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for path in settings.file_data.get(name, ()):
         if path.exists() and path.suffix in DATA_LOADERS:
-            merged |= load_file(path)
+            merged |= load_file(path, settings.cache_dir)
     return merged

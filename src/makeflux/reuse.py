@@ -653,7 +653,7 @@ _PLAIN_TYPES = frozenset(_PLAIN_SCALARS) | {datetime.datetime}
 def for_run(env: jinja2.Environment, settings: Settings, scope: str) -> Reuse | None:
     """The Reuse of this run, or None (no cache, async rendering, a foreign extension, a Jinja
     whose internals differ from those the hooks were written for)."""
-    root = cache.cache_root() if cache.is_enabled() else None
+    root = settings.cache_dir
     if root is None or env.is_async or not jinja_internals.REUSE_HOOKS_FIT:
         return None
     if any(not type(ext).__module__.startswith("jinja2.") for ext in env.extensions.values()):

@@ -63,6 +63,12 @@ JINJA_DELIMITERS = Delimiters("{%", "%}", "{{", "}}", "{#", "#}")
 CLUSTER_TEMPLATE_DELIMITERS = Delimiters("#%", "%#", "#{", "}#", "#|", "#|")
 
 
+def _default_cache_dir() -> Path | None:
+    from makeflux.cache import cache_root
+
+    return cache_root()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything one run needs to know, with every path absolute."""
@@ -98,6 +104,9 @@ class Settings:
     lint: Mapping[str, Any] = field(default_factory=dict)
     # Files a later step rewrites (sops encrypts them): expected to differ on disk.
     rewritten_patterns: tuple[str, ...] = DEFAULT_REWRITTEN_PATTERNS
+    # Where this run keeps its caches (see makeflux.cache); None: no cache (--no-cache). Not
+    # part of what a setting means: left out of repr and comparisons (cache keys use repr).
+    cache_dir: Path | None = field(default_factory=_default_cache_dir, repr=False, compare=False)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from makeflux import cache
 from makeflux.cluster_schema.defaults import apply_defaults
 from makeflux.cluster_schema.reading import read_schema
 from makeflux.errors import Problem, SchemaError, ValidationError, display_path
@@ -91,7 +90,11 @@ def validate_data(settings: Settings, data: LoadedData, *, thorough: bool = Fals
     except Exception as exc:  # a malformed schema ('allOf': 5 …)
         _raise_unusable(schema, path, exc)
     instance, key_problems = json_view(data.values, ())
-    verdict = None if problems or key_problems else _verdict_file(schema_text, instance)
+    verdict = (
+        None
+        if problems or key_problems
+        else _verdict_file(settings.cache_dir, schema_text, instance)
+    )
     if verdict is not None and not thorough and _recall(verdict):
         return  # this schema already accepted exactly this data
     if thorough:
@@ -145,8 +148,7 @@ def _raise_unusable(schema: Mapping[str, Any], path: Path, exc: Exception) -> No
 _VERDICT_FORMAT = "makeflux-valid-1"
 
 
-def _verdict_file(schema_text: str, instance: Any) -> Path | None:
-    root = cache.cache_root() if cache.is_enabled() else None
+def _verdict_file(root: Path | None, schema_text: str, instance: Any) -> Path | None:
     if root is None:
         return None
     validator_version = _jsonschema_fingerprint()

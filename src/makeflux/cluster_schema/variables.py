@@ -306,6 +306,7 @@ def template_usage(
             text = source.path.read_text(encoding="utf-8")
             # Parsing every template is most of explain's cost: keep the names between runs.
             names = cache.memoize(
+                settings.cache_dir,
                 env,
                 "explain-template-variables-1",
                 source.name,

@@ -9,6 +9,9 @@ from typing import Any
 import click
 
 from makeflux.pipeline import RunOptions
+from makeflux.settings import Settings, load_settings
+
+USE_CACHE_KEY = "makeflux.use_cache"  # ctx.meta: False when the group's --no-cache was given
 
 config_option = click.option(
     "-c",
@@ -17,6 +20,18 @@ config_option = click.option(
     default=None,
     help="Settings file (default: makeflux.toml, else makejinja.toml).",
 )
+
+
+def use_cache() -> bool:
+    """False when `makeflux --no-cache` was given (True outside the command line)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or bool(ctx.meta.get(USE_CACHE_KEY, True))
+
+
+def command_settings(config: Path | None) -> Settings:
+    """The settings that apply in the working directory (or --config), with --no-cache."""
+    settings = load_settings(Path.cwd(), config)
+    return settings if use_cache() else settings.with_overrides(cache_dir=None)
 
 
 def pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -63,6 +78,7 @@ def run_options(
         overrides=tuple(overrides),
         output=output,
         data_files=tuple(data_files) if data_files else None,
+        use_cache=use_cache(),
     )
 
 

@@ -10,10 +10,9 @@ import click
 from makeflux import output
 from makeflux.cluster_schema.variables import SchemaInfo, Variable, load_schema_info
 from makeflux.cluster_schema.words import first_sentence, format_value
-from makeflux.commands.common import config_option
+from makeflux.commands.common import command_settings, config_option
 from makeflux.errors import EXIT_CHANGES
 from makeflux.errors import display_path as display
-from makeflux.settings import load_settings
 from makeflux.sync import file_matches, write_atomic
 
 DOCS_FILE = Path("docs") / "variables.md"
@@ -35,7 +34,7 @@ DOCS_FILE = Path("docs") / "variables.md"
 @click.pass_context
 def docs(ctx: click.Context, config: Path | None, target: Path | None, check: bool) -> None:
     """Write the cluster.yaml variables reference from the schema."""
-    settings = load_settings(Path.cwd(), config)
+    settings = command_settings(config)
     info = load_schema_info(settings)
     path = (Path.cwd() / target).resolve() if target else settings.base_dir / DOCS_FILE
     content = variables_markdown(info, display(info.path, settings.base_dir)).encode("utf-8")

@@ -20,11 +20,11 @@ from makeflux.cluster_schema.variables import (
     template_usage,
 )
 from makeflux.cluster_schema.words import format_value
-from makeflux.commands.common import config_option
+from makeflux.commands.common import command_settings, config_option
 from makeflux.data import LoadedData, load_data
 from makeflux.errors import MakefluxError, Problem
 from makeflux.errors import display_path as display
-from makeflux.settings import Settings, load_settings
+from makeflux.settings import Settings
 
 LABEL_WIDTH = 10
 
@@ -32,7 +32,7 @@ LABEL_WIDTH = 10
 def _complete_key(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
     """Shell completion: the schema's variable names."""
     try:
-        settings = load_settings(Path.cwd(), ctx.params.get("config"))
+        settings = command_settings(ctx.params.get("config"))
         names = load_schema_info(settings).variables
     except MakefluxError:
         return []
@@ -44,7 +44,7 @@ def _complete_key(ctx: click.Context, param: click.Parameter, incomplete: str) -
 @config_option
 def explain(key: str | None, config: Path | None) -> None:
     """Explain a cluster.yaml variable; without KEY, list every variable and its value."""
-    settings = load_settings(Path.cwd(), config)
+    settings = command_settings(config)
     info = load_schema_info(settings)
     output.detail(f"makeflux: schema {display(info.path)}")
     data = _current_data(settings)

@@ -12,17 +12,17 @@ import click
 from makeflux import output
 from makeflux.cluster_file import FILL_IN_NOTE, locate
 from makeflux.cluster_schema.variables import load_schema_info
-from makeflux.commands.common import config_option
+from makeflux.commands.common import command_settings, config_option
 from makeflux.errors import DataError, Problem
 from makeflux.errors import display_path as display
-from makeflux.settings import Settings, load_settings
+from makeflux.settings import Settings
 
 
 @click.command("init")
 @config_option
 def init(config: Path | None) -> None:
     """Create cluster.yaml from cluster.sample.yaml; never overwrites an existing file."""
-    settings = load_settings(Path.cwd(), config)
+    settings = command_settings(config)
     files = locate(settings)
     target, sample = files.data_file, files.sample
     if target.exists():

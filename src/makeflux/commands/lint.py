@@ -9,9 +9,16 @@ import click
 
 from makeflux import lint as linting
 from makeflux import pipeline, report
-from makeflux.commands.common import pipeline_options, remember_format, run_options
+from makeflux.cache import cache_root
+from makeflux.commands.common import (
+    command_settings,
+    pipeline_options,
+    remember_format,
+    run_options,
+    use_cache,
+)
 from makeflux.output import QUIET, verbosity, write
-from makeflux.settings import find_settings_file, load_settings
+from makeflux.settings import find_settings_file
 
 
 @click.command("lint")
@@ -86,10 +93,9 @@ def _print_rules(fmt: str) -> None:
 
 def _directory_config(config: Path | None) -> linting.LintConfig:
     """The lint table of the settings file that applies here, if there is one."""
-    cwd = Path.cwd()
-    if find_settings_file(cwd, config) is None:
-        return linting.LintConfig()
-    return linting.config_from_settings(load_settings(cwd, config))
+    if find_settings_file(Path.cwd(), config) is None:
+        return linting.LintConfig(cache_dir=cache_root() if use_cache() else None)
+    return linting.config_from_settings(command_settings(config))
 
 
 def _read_tree(directory: Path, lint_config: linting.LintConfig) -> dict[str, bytes]:

@@ -14,12 +14,12 @@ from makeflux import lock, output, pipeline
 from makeflux.cluster_file import locate
 from makeflux.cluster_schema.variables import declared_variables
 from makeflux.cluster_schema.words import format_value
-from makeflux.commands.common import config_option
+from makeflux.commands.common import command_settings, config_option
 from makeflux.data import parse_assignment
 from makeflux.errors import DataError, MakefluxError, Problem
 from makeflux.errors import display_path as display
 from makeflux.pipeline import RunOptions
-from makeflux.settings import Settings, load_settings
+from makeflux.settings import Settings
 
 
 @click.command("set")
@@ -39,7 +39,7 @@ def set_command(assignments: tuple[str, ...], config: Path | None, data_file: Pa
     VALUE is read like YAML (true, 90, 7d); the file is validated against the
     schema and left untouched when a value is refused.
     """
-    settings = load_settings(Path.cwd(), config)
+    settings = command_settings(config)
     # Held while cluster.yaml is read, changed and replaced: two runs at once would lose one.
     with lock.held(settings):
         _set_values(settings, assignments, data_file)

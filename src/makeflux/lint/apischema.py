@@ -38,6 +38,7 @@ def check_schemas(context: TreeContext) -> list[Finding]:
     # not change (a no-op check) reuses the last one without loading a schema.
     name, checksum = _verdict_key(tree, manifests, config, renamed)
     stored = cache.remember(
+        config.cache_dir,
         "lint-schemas",
         _VERDICT_KIND,
         name,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from makeflux.errors import Problem, SettingsError
 from makeflux.lint.rules import RULES
-from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS
+from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS, _default_cache_dir
 
 DEFAULT_ROOTS = ("kubernetes/flux",)
 DEFAULT_MANIFEST_DIRS = ("kubernetes",)
@@ -44,6 +44,9 @@ class LintConfig:
     skip_kinds: frozenset[str] = frozenset()
     # file names whose documents are SOPS-encrypted (settings' rewritten_patterns)
     sops_patterns: tuple[str, ...] = DEFAULT_REWRITTEN_PATTERNS
+    # where lint keeps what it learned (Settings.cache_dir); None: nothing kept. Not a lint
+    # setting: left out of comparisons and repr.
+    cache_dir: Path | None = field(default_factory=_default_cache_dir, repr=False, compare=False)
 
     def is_external(self, kind: str, namespace: str, name: str) -> bool:
         return (kind, namespace, name) in self.externals

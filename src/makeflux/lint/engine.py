@@ -130,7 +130,10 @@ def name_templates(pipeline_run: RenderedRun, findings: list[Finding]) -> list[F
 
 def config_from_settings(settings: Settings) -> LintConfig:
     where = display_path(settings.source) if settings.source else "settings"
-    return lint_config(settings.lint, where, settings.base_dir, tuple(settings.rewritten_patterns))
+    config = lint_config(
+        settings.lint, where, settings.base_dir, tuple(settings.rewritten_patterns)
+    )
+    return replace(config, cache_dir=settings.cache_dir)
 
 
 def lint_templates(
@@ -170,7 +173,12 @@ def lint_templates(
         schema_shown = _shown(settings.schema, settings)
         schema = schema_variables(settings.schema)  # SchemaError, in validate's words
     findings = check_templates(
-        parse_env, sources, schema=schema, schema_shown=schema_shown, provided=provided
+        parse_env,
+        sources,
+        schema=schema,
+        schema_shown=schema_shown,
+        provided=provided,
+        cache_dir=config.cache_dir,
     )
     return _finish(findings, config)
 

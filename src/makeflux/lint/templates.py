@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -32,15 +33,18 @@ def check_templates(
     schema: Mapping[str, int] | None,
     schema_shown: str,
     provided: set[str],
+    cache_dir: Path | None = None,
 ) -> list[Finding]:
     """`env` must have no globals (find_undeclared_variables skips them); `provided`: the names
-    the environment supplies without the schema (Jinja's and the plugins' globals)."""
+    the environment supplies without the schema (Jinja's and the plugins' globals); what each
+    template uses is kept in `cache_dir` by its text."""
     findings: list[Finding] = []
     used: set[str] = set()
     templates = list(templates)
     # Parsing every template is most of lint's cost: keep the result between runs.
     facts = {
         template.name: cache.memoize(
+            cache_dir,
             env,
             "lint-template-variables-2",
             template.name,
