@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write the values key paths a Helm chart release reads, from that release's values.yaml.
 
-The list is what tests/test_pack_chart_values.py checks every rendered HelmRelease's
+The list is what tests/pack/test_pack_chart_values.py checks every rendered HelmRelease's
 `spec.values` against, so a chart bump that renames or drops a key fails a test.
 
     python scripts/chart_values_keys.py VALUES_YAML --chart tempo --release 1.24.4 \\

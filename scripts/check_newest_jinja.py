@@ -21,7 +21,11 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TESTS = ("tests/test_jinja_internals.py", "tests/test_dropin.py", "tests/test_reuse.py")
+TESTS = (
+    "tests/unit/test_jinja_internals.py",
+    "tests/commands/test_dropin.py",
+    "tests/unit/test_reuse.py",
+)
 
 
 def run(args: list[str], **kwargs: object) -> int:

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from makeflux.cli import cli
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = REPO_ROOT / "tests"  # fixtures/, data/, golden/ live here
 
 
 def shipped_project(root: Path, *extra: str, cluster_yaml: bool = True) -> Path:

@@ -215,7 +215,8 @@ class CompiledTemplateCache:
 
     Not a subclass of jinja2.BytecodeCache: it overrides every method, and subclassing would
     import jinja2 with this module, which the CLI imports before it knows it will render (a
-    no-change run never needs jinja2). tests/test_cache.py checks the interface still matches."""
+    no-change run never needs jinja2). tests/unit/test_cache.py checks the interface still
+    matches."""
 
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory

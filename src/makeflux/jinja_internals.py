@@ -15,7 +15,7 @@ when the Jinja in use looks different (`python -m makeflux.jinja_internals` prin
   Template.render);
 - output_marks: lint's tracing marks each piece of output (else no template is named).
 
-tests/test_jinja_internals.py compares each with Jinja's own behaviour, and
+tests/unit/test_jinja_internals.py compares each with Jinja's own behaviour, and
 scripts/check_newest_jinja.py runs those tests against Jinja's newest release.
 """
 

@@ -1,0 +1,73 @@
+"""A command imports only what it needs: what `makeflux render` loads, in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT
+from tests.helpers.plugin_project import make_project
+
+# Runs the real CLI, then reports which modules the process ended up with (main() leaves with
+# os._exit once atexit handlers have run, so the report is one of them).
+PROBE = """
+import atexit, json, sys
+from makeflux.cli import main
+
+def report():
+    with open(REPORT, "w") as fp:
+        json.dump(sorted(sys.modules), fp)
+
+atexit.register(report)
+sys.argv = ["makeflux", *json.loads(sys.argv[1])]
+main()
+"""
+
+NOT_FOR_RENDER = (
+    "makejinja.cli",  # makejinja's CLI (rich, typed-settings, pydantic): plugins need none of it
+    "typed_settings",
+    "pydantic",
+    "rich",
+    "ruamel",  # comment-preserving YAML: only `makeflux set`
+    "jsonschema",  # only when a schema is configured
+    "makeflux.commands.set_value",
+    "makeflux.commands.docs",
+    "makeflux.commands.explain",
+)
+
+
+def modules_after(args: list[str], cwd: Path, tmp_path: Path) -> set[str]:
+    report = tmp_path / "modules.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
+    env["MAKEFLUX_CACHE_DIR"] = str(tmp_path / "cache")
+    code = f"REPORT = {str(report)!r}\n" + PROBE
+    subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return set(json.loads(report.read_text()))
+
+
+def loaded(modules: set[str], name: str) -> bool:
+    return any(m == name or m.startswith(name + ".") for m in modules)
+
+
+def test_render_with_a_makejinja_plugin_imports_no_heavy_extras(tmp_path: Path):
+    project = make_project(tmp_path / "project")
+    modules = modules_after(["render", "--no-lint", "-o", "out"], project, tmp_path)
+    assert (project / "out" / "app.yaml").is_file()  # it did render, plugin included
+    assert "makeflux.render" in modules and "plugin" in modules
+    assert [name for name in NOT_FOR_RENDER if loaded(modules, name)] == []
+
+
+def test_version_imports_no_jinja(tmp_path: Path):
+    modules = modules_after(["--version"], tmp_path, tmp_path)
+    assert not loaded(modules, "jinja2")
+    assert not loaded(modules, "yaml")
