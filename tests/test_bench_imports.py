@@ -71,3 +71,27 @@ def test_version_imports_no_jinja(tmp_path: Path):
     modules = modules_after(["--version"], tmp_path, tmp_path)
     assert not loaded(modules, "jinja2")
     assert not loaded(modules, "yaml")
+
+
+# Not needed by a warm run (caches filled, nothing changed): the data comes from the cache, so
+# the YAML reader is not needed; the schema's variables serve only --set and schemas.
+NOT_FOR_A_WARM_RUN = ("yaml", "makeflux.variables", "makeflux.yamlsource")
+
+
+def test_a_warm_render_and_check_import_no_yaml_reader(tmp_path: Path):
+    project = make_project(tmp_path / "project")
+    cold = modules_after(["render", "--no-lint", "-o", "out"], project, tmp_path)
+    assert loaded(cold, "yaml")  # the cold run did read the data with PyYAML
+    for command in (["render", "-o", "out"], ["check", "-o", "out"]):
+        modules = modules_after(command, project, tmp_path)
+        assert "makeflux.render" in modules and "plugin" in modules
+        assert [name for name in NOT_FOR_A_WARM_RUN if loaded(modules, name)] == []
+
+
+def test_a_changed_data_file_is_read_with_pyyaml_again(tmp_path: Path):
+    """The other side of the lazy import: a data file not in the cache is still read."""
+    project = make_project(tmp_path / "project")
+    modules_after(["render", "-o", "out"], project, tmp_path)
+    data = project / "cluster.yaml"
+    data.write_text(data.read_text() + "\nadded_key: 1\n")
+    assert loaded(modules_after(["render", "-o", "out"], project, tmp_path), "yaml")
