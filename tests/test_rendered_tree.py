@@ -1,7 +1,13 @@
-"""The rendered tree holds each file compressed, with its size and hash beside it."""
+"""The rendered tree holds each file compressed, with its size and hash beside it; the
+sources it is rendered from are found and named as pathlib would."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
+import pytest
+
+from makeflux import render
 from makeflux.manifest import content_hash
 from makeflux.render import PackedFiles
 
@@ -35,3 +41,65 @@ def test_a_large_repetitive_file_is_held_in_a_fraction_of_its_size():
     assert isinstance(held, bytes)  # one object a file: size, hash and compressed content
     assert files["nodes.yaml"] == content
     assert len(held) * 3 < len(content)
+
+
+# discover_sources matches and names paths with strings; these are pathlib's answers.
+MATCH_PATTERNS = [
+    "*.partial.yaml.j2",
+    "*.j2",
+    "templates/*.j2",
+    "*/*",
+    "a/*/c.j2",
+    "/abs/*/x.j2",
+    "/abs",
+    "//abs/x.j2",
+    "[ab]*.j2",
+    "?.j2",
+    "b",
+    "x/../y.j2",
+    "./a.j2",
+    "a//b.j2",
+    "*.J2",
+    "/",
+]
+MATCH_PATHS = [
+    "/abs/a/x.j2",
+    "/abs",
+    "/abs/x.j2",
+    "/t/templates/b.partial.yaml.j2",
+    "/t/a/b/c.j2",
+    "/t/.hidden.j2",
+    "/t/a.j2",
+    "/t/y.j2",
+    "/t/x/y.j2",
+    "/t/b",
+    "/t/a.tar.j2",
+    "/t/.j2",
+    "/t/j2.",
+    "/t/a..j2",
+    "/",
+]
+
+
+@pytest.mark.parametrize("pattern", MATCH_PATTERNS)
+def test_path_matcher_answers_as_pathlib_match(pattern: str):
+    match = render._path_matcher(pattern)
+    for text in MATCH_PATHS:
+        path = PurePosixPath(text)
+        assert match(path.parts) == path.match(pattern), (pattern, text)
+
+
+def test_path_matcher_refuses_an_empty_pattern_as_pathlib_does():
+    match = render._path_matcher("")  # made without complaint, as no path is matched yet
+    with pytest.raises(ValueError):
+        PurePosixPath("/t/a.j2").match("")
+    with pytest.raises(ValueError):
+        match(("/", "t", "a.j2"))
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["a.j2", "d/a.yaml.j2", ".j2", "d/.j2", "a.", "d.x/a", "a..j2", "d/a.tar.gz", "noext", "d/"],
+)
+def test_suffix_is_pathlib_suffix(relative: str):
+    assert render._suffix(relative) == PurePosixPath(relative).suffix
