@@ -115,13 +115,14 @@ def read_tree(root: Path) -> dict[str, bytes]:
 def cache_files(cache_dir: Path) -> dict[str, int]:
     """Compiled-template cache file → inode (a rewrite replaces the file, so its inode changes).
 
-    The manifests of -o renders, data files as read, kept outputs and the stamp of the daily
-    pruning live in the cache too; they are not compiled templates."""
+    The manifests of -o renders, data files as read, kept outputs, dataclass code and the stamp
+    of the daily pruning live in the cache too; they are not compiled templates."""
     return {
         p.relative_to(cache_dir).as_posix(): p.stat().st_ino
         for p in cache_dir.rglob("*")
         if p.is_file()
-        and p.relative_to(cache_dir).parts[0] not in ("manifests", "data", "outputs", "last-prune")
+        and p.relative_to(cache_dir).parts[0]
+        not in ("manifests", "data", "outputs", "last-prune", "classcode")
     }
 
 

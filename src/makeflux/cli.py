@@ -14,8 +14,11 @@ from typing import Any
 
 import click
 
-from makeflux import __version__, cache, output
+# classcode first: from then on, a dataclass runs kept code, not code compiled at every start
+from makeflux import __version__, cache, classcode, output
 from makeflux.errors import EXIT_INTERNAL, MakefluxError, Problem
+
+classcode.install()  # done on import, before makeflux.errors defined its classes; a no-op here
 
 # Command name → (module, attribute). A command's module is imported only when that command
 # runs (or for --help), so `makeflux render` does not pay for set's, docs' or explain's imports.
