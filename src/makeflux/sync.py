@@ -128,12 +128,13 @@ def tree_file_matches(
     """True when the disk holds exactly what the tree has for `relative` (sizes first).
 
     `known` is the target's stat, when the caller already has it."""
-    target = tree.root / relative
+    target = os.path.join(tree.root, relative)  # a str: no Path made per file
     try:
-        status = known or target.stat()
+        status = known or os.stat(target)
         if not stat.S_ISREG(status.st_mode) or status.st_size != tree.files.size(relative):
             return False
-        return content_hash(target.read_bytes()) == tree.files.digest(relative)
+        with open(target, "rb") as fp:
+            return content_hash(fp.read()) == tree.files.digest(relative)
     except OSError:  # missing, a directory, unreadable: not the content we would write
         return False
 
@@ -282,7 +283,6 @@ def make_plan(
             _plan_prune(plan, relative, known, disk, keep_edited)
     pruned = set(plan.paths(DELETE))
     for relative in sorted(tree.files):
-        target = tree.root / relative
         refusal = boundary.refusal(relative)
         if refusal is not None:
             plan.conflicts.append(
@@ -310,6 +310,7 @@ def make_plan(
         if tree_file_matches(tree, relative, status):
             plan.actions[relative] = UNCHANGED
             continue
+        target = tree.root / relative
         if is_rewritten(relative, patterns):
             on_disk = _read(target)
             if on_disk is not None and is_encrypted(on_disk):
@@ -431,11 +432,12 @@ class _Disk:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = os.fspath(root)
         self.kinds: dict[str, str] = {}  # relative directory → "dir", "link", "file", "missing"
 
     def lstat(self, relative: str) -> os.stat_result | None:
         try:
-            return os.lstat(self.root / relative)
+            return os.lstat(os.path.join(self._root, relative) if relative else self._root)
         except OSError as exc:
             if exc.errno not in _MISSING_ERRNOS:
                 raise  # e.g. permission denied: as pathlib's exists() would
