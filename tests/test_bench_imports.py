@@ -95,3 +95,42 @@ def test_a_changed_data_file_is_read_with_pyyaml_again(tmp_path: Path):
     data = project / "cluster.yaml"
     data.write_text(data.read_text() + "\nadded_key: 1\n")
     assert loaded(modules_after(["render", "-o", "out"], project, tmp_path), "yaml")
+
+
+GC_PROBE = """
+import atexit, gc, json, sys
+from makeflux.cli import main
+
+def report():
+    with open(REPORT, "w") as fp:
+        json.dump({"frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}, fp)
+
+atexit.register(report)
+sys.argv = ["makeflux", *json.loads(sys.argv[1])]
+main()
+"""
+
+
+def test_the_console_script_imports_its_command_with_the_collector_paused(tmp_path: Path):
+    """What importing a command makes lives until exit: the collector is paused meanwhile and
+    those objects frozen; it is collecting again for the command itself."""
+    project = make_project(tmp_path / "project")
+    report = tmp_path / "gc.json"
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"))
+    env["MAKEFLUX_CACHE_DIR"] = str(tmp_path / "cache")
+    code = f"REPORT = {str(report)!r}\n" + GC_PROBE
+    args = json.dumps(["render", "-o", "out"])
+    subprocess.run([sys.executable, "-c", code, args], cwd=project, env=env, check=True)
+    state = json.loads(report.read_text())
+    assert state["enabled"] and state["frozen"] > 10_000
+
+
+def test_in_process_callers_keep_their_collector_as_it_is(tmp_path: Path):
+    import gc
+
+    from tests.conftest import run_cli
+
+    project = make_project(tmp_path / "project")
+    frozen = gc.get_freeze_count()
+    assert run_cli(["render", "-o", "out"], project).exit_code == 0
+    assert gc.get_freeze_count() == frozen and gc.isenabled()
