@@ -73,9 +73,10 @@ def test_version_imports_no_jinja(tmp_path: Path):
     assert not loaded(modules, "yaml")
 
 
-# Not needed by a warm run (caches filled, nothing changed): the data comes from the cache, so
-# the YAML reader is not needed; the schema's variables serve only --set and schemas.
-NOT_FOR_A_WARM_RUN = ("yaml", "makeflux.variables", "makeflux.yamlsource")
+# Not needed by a warm run (caches filled, nothing changed): the data and the settings come
+# from the cache, so neither the YAML reader nor tomllib is needed; the schema's variables serve
+# only --set and schemas.
+NOT_FOR_A_WARM_RUN = ("yaml", "tomllib", "makeflux.variables", "makeflux.yamlsource")
 
 
 def test_a_warm_render_and_check_import_no_yaml_reader(tmp_path: Path):

@@ -6,7 +6,6 @@ import io
 import json
 import pickle
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +226,8 @@ _TOML_PLACE = re.compile(r"\s*\(at line (?P<line>\d+), column (?P<column>\d+)\)$
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # ~3 ms to import: only for a TOML data file
+
     try:
         text = path.read_text(encoding="utf-8")
         if not text.strip():
