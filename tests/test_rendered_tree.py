@@ -83,14 +83,14 @@ MATCH_PATHS = [
 
 @pytest.mark.parametrize("pattern", MATCH_PATTERNS)
 def test_path_matcher_answers_as_pathlib_match(pattern: str):
-    match = render._path_matcher(pattern)
+    match = render.path_matcher(pattern)
     for text in MATCH_PATHS:
         path = PurePosixPath(text)
         assert match(path.parts) == path.match(pattern), (pattern, text)
 
 
 def test_path_matcher_refuses_an_empty_pattern_as_pathlib_does():
-    match = render._path_matcher("")  # made without complaint, as no path is matched yet
+    match = render.path_matcher("")  # made without complaint, as no path is matched yet
     with pytest.raises(ValueError):
         PurePosixPath("/t/a.j2").match("")
     with pytest.raises(ValueError):
@@ -103,3 +103,27 @@ def test_path_matcher_refuses_an_empty_pattern_as_pathlib_does():
 )
 def test_suffix_is_pathlib_suffix(relative: str):
     assert render._suffix(relative) == PurePosixPath(relative).suffix
+
+
+REWRITTEN_RELATIVES = [
+    "a.sops.yaml",
+    "apps/x/secret.sops.yaml",
+    "apps/x/secret.yaml",
+    ".sops.yaml",
+    "a//b.sops.yaml",
+    "./a.sops.yaml",
+    "/abs/a.sops.yaml",
+    "",
+    "templates/b.j2",
+    "a/b/c.j2",
+    "b",
+]
+
+
+@pytest.mark.parametrize("pattern", [*MATCH_PATTERNS, "*.sops.*", "apps/*/*.sops.*"])
+def test_is_rewritten_answers_as_pathlib_match(pattern: str):
+    from makeflux import sync
+
+    for relative in REWRITTEN_RELATIVES:
+        expected = PurePosixPath(relative).match(pattern)
+        assert sync.is_rewritten(relative, [pattern]) == expected, (pattern, relative)

@@ -125,7 +125,7 @@ def discover_sources(
         # Per path, strings, not pathlib (relative_to, suffix, match): a few ms per 300 files.
         base = str(input_path).rstrip("/") + "/"
         base_parts = input_path.parts
-        excluded = [_path_matcher(p) for p in settings.exclude_patterns]
+        excluded = [path_matcher(p) for p in settings.exclude_patterns]
         for pattern in settings.include_patterns:
             for path in sorted(input_path.glob(pattern)):
                 if not path.is_file():
@@ -405,7 +405,7 @@ def _suffix(relative: str) -> str:
     return name[i:] if 0 < i < len(name) - 1 else ""
 
 
-def _path_matcher(pattern: str) -> Callable[[tuple[str, ...]], bool]:
+def path_matcher(pattern: str) -> Callable[[tuple[str, ...]], bool]:
     """PurePosixPath.match(pattern) on a path given as its parts, the pattern parsed once (pathlib
     parses it again for every path it matches)."""
     pattern_parts = PurePosixPath(pattern).parts

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import shutil
 import signal
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -42,7 +43,7 @@ from makeflux.manifest import (
     render_journal,
     render_manifest,
 )
-from makeflux.render import RenderedTree
+from makeflux.render import RenderedTree, path_matcher
 from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS, Settings
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
@@ -150,9 +151,17 @@ def file_matches(path: Path, content: bytes) -> bool:
 
 
 def is_rewritten(relative: str, patterns: Iterable[str]) -> bool:
-    """True for outputs a later step rewrites (e.g. sops encryption of *.sops.*)."""
-    pure = PurePosixPath(relative)
-    return any(pure.match(pattern) for pattern in patterns)
+    """True for outputs a later step rewrites (e.g. sops encryption of *.sops.*): what
+    PurePosixPath(relative).match(pattern) says for a pattern, each pattern parsed once a run."""
+    parts = tuple(relative.split("/"))
+    if "" in parts or "." in parts:  # not in normal form: as pathlib reads it
+        parts = PurePosixPath(relative).parts
+    return any(_matcher(pattern)(parts) for pattern in patterns)
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(pattern: str) -> Callable[[tuple[str, ...]], bool]:
+    return path_matcher(pattern)
 
 
 def is_encrypted(content: bytes) -> bool:
@@ -174,10 +183,11 @@ def plaintext_secrets(
     def output_path(relative: str) -> bool:
         return boundary is None or boundary.refusal(relative) is None
 
-    for directory, dirnames, filenames in os.walk(root):
+    top = os.fspath(root)
+    for directory, dirnames, filenames in os.walk(top):
         base = Path(directory)
-        prefix = base.relative_to(root).as_posix()
-        prefix = "" if prefix == "." else f"{prefix}/"
+        # os.walk joins names onto `top`: what is below it is the relative path (no pathlib)
+        prefix = "" if directory == top else directory[len(os.path.join(top, "")) :] + "/"
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and output_path(f"{prefix}{d}")]
         for name in filenames:
             relative = f"{prefix}{name}"
