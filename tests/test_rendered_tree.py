@@ -127,3 +127,38 @@ def test_is_rewritten_answers_as_pathlib_match(pattern: str):
     for relative in REWRITTEN_RELATIVES:
         expected = PurePosixPath(relative).match(pattern)
         assert sync.is_rewritten(relative, [pattern]) == expected, (pattern, relative)
+
+
+@pytest.mark.parametrize("root", ["/", "/srv/out", "/srv/out/"])
+def test_boundary_refusal_reads_paths_as_normpath_does(root: str):
+    """Boundary.refusal joins a normal relative path onto the root without normpath; the answer
+    is the one normpath gives, for normal paths and the others alike."""
+    import os
+    from pathlib import Path
+
+    from makeflux.boundary import Boundary
+
+    own_files = {Path("/srv/out/settings.toml"): "the settings file", Path("/x"): "x"}
+    boundary = Boundary(Path(root), own_files, ((Path("/srv/out/templates"), "the input"),))
+    for relative in [
+        "settings.toml",
+        "a/b.yaml",
+        "templates",
+        "templates/x.j2",
+        "templates2/x",
+        "a/../settings.toml",
+        "./settings.toml",
+        "a//b",
+        "../x",
+        "x",
+        "srv/out/x",
+    ]:
+        path = os.path.normpath(os.path.join(root, *relative.split("/")))
+        expected = boundary._file_texts.get(path)
+        answer = boundary.refusal(relative)
+        if expected is not None:
+            assert answer == f"is {expected}", relative
+        elif path == "/srv/out/templates" or path.startswith("/srv/out/templates/"):
+            assert answer == "is inside the input", relative
+        else:
+            assert answer is None, relative
