@@ -162,3 +162,24 @@ def test_boundary_refusal_reads_paths_as_normpath_does(root: str):
             assert answer == "is inside the input", relative
         else:
             assert answer is None, relative
+
+
+def test_the_recording_loader_finds_templates_as_a_choice_loader_does(tmp_path):
+    import jinja2
+
+    from makeflux.environment import RecordingLoader
+
+    (tmp_path / "both.j2").write_text("from disk")
+    (tmp_path / "disk.j2").write_text("disk only")
+    loaders = [jinja2.DictLoader({"both.j2": "from dict", "dict.j2": "dict only"})]
+    loaders.append(jinja2.FileSystemLoader(str(tmp_path)))
+    env = jinja2.Environment()
+    seen: list[str] = []
+    recording, choice = RecordingLoader(loaders), jinja2.ChoiceLoader(loaders)
+    recording.on_source = lambda name, source: seen.append(name)
+    for name in ("both.j2", "disk.j2", "dict.j2"):
+        assert recording.get_source(env, name)[:2] == choice.get_source(env, name)[:2]
+    assert seen == ["both.j2", "disk.j2", "dict.j2"]
+    for loader in (recording, choice):
+        with pytest.raises(jinja2.TemplateNotFound):
+            loader.get_source(env, "missing.j2")
