@@ -1,3 +1,3 @@
-from makeflux.cli import main
+from makeflux.console import main
 
 main()

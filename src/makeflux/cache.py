@@ -640,8 +640,8 @@ def cache_units(root: Path) -> list[Path]:
     """The cache's units, each used and removed as a whole: a project's compiled templates under
     one environment (code/<fingerprint>/<project>), the template facts of one environment
     (facts/<fingerprint>), one validation verdict (valid/<key>), one data file as read
-    (data/<key>), one project's kept outputs (outputs/<fingerprint>-<project>) and one `-o DIR`
-    manifest."""
+    (data/<key>), one project's kept outputs (outputs/<fingerprint>-<project>), one `-o DIR`
+    manifest and the dataclass code of one Python build (classcode/<build>.marshal)."""
     units: list[Path] = []
     for area, depth in (
         ("code", 2),
@@ -650,6 +650,7 @@ def cache_units(root: Path) -> list[Path]:
         ("data", 1),
         ("outputs", 1),
         ("manifests", 1),
+        ("classcode", 1),
     ):
         level = [root / area]
         for _ in range(depth):

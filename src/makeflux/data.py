@@ -6,19 +6,19 @@ import io
 import json
 import pickle
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from makeflux.errors import DataError, Problem, display_path, kind_of, with_article
 from makeflux.settings import Settings
-from makeflux.yamlsource import yaml_error_problem
 
-if TYPE_CHECKING:  # the schema's variables are read only for --set (a run without it skips them)
+# PyYAML (~12 ms to import) and the schema's variables load only when a run needs them: a data
+# file read from the cache needs neither, so a warm render does not import them.
+if TYPE_CHECKING:
+    import yaml
+
     from makeflux.cluster_schema.variables import Variable
 
 
@@ -34,11 +34,29 @@ class LoadedData:
     files: tuple[Path, ...] = ()
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice is an error, not a silent overwrite."""
+_LOADER: type[yaml.SafeLoader] | None = None
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+def _unique_key_loader() -> type[yaml.SafeLoader]:
+    """PyYAML's safe loader, except that a key given twice is an error, not a silent overwrite
+    (the class is made on first use, so that importing this module does not import PyYAML)."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class _UniqueKeyLoader(yaml.SafeLoader):
+            pass
+
+        _UniqueKeyLoader.add_constructor(
+            yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+        )
+        _LOADER = _UniqueKeyLoader
+    return _LOADER
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    import yaml
+
     seen: dict[Any, yaml.Node] = {}
     # The mapping's own keys only: a key also brought in by a merge (`<<: *base`) overrides it.
     for key_node, _ in node.value:
@@ -62,9 +80,6 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 # Limits that keep a crafted or broken data file from taking the machine down. PyYAML's
 # pure-Python reader (the one makejinja uses) reads about 1 MB in 1 to 8 s, so a file over the
 # size limit would take minutes; the largest real cluster.yaml files are a few hundred KB.
@@ -79,6 +94,10 @@ def _load_yaml(path: Path, content: bytes | None = None) -> dict[str, Any]:
     """The YAML data file at `path` (or its `content`, already read) as one mapping."""
     # PyYAML's pure-Python reader, as makejinja reads data: libyaml's parser is faster but accepts
     # text this one rejects (a tab after `key:`), which makejinja would refuse.
+    import yaml
+
+    from makeflux.yamlsource import yaml_error_problem
+
     try:
         return _read_yaml(path, content)
     except yaml.YAMLError as exc:
@@ -138,7 +157,7 @@ def _blank(path: Path) -> bool:
 def _documents(stream: Any, path: Path) -> Iterator[Any]:
     """yaml.load_all with the unique-key loader, refusing a document whose aliases would
     expand past MAX_EXPANDED_VALUES or that holds an oversized string, before building it."""
-    loader = _UniqueKeyLoader(stream)
+    loader = _unique_key_loader()(stream)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -152,6 +171,8 @@ def _documents(stream: Any, path: Path) -> Iterator[Any]:
 def _check_size(root: yaml.Node, path: Path) -> None:
     """Count the values a document expands to, each shared (aliased) node counted once per use
     but measured once, so the count itself stays linear in the file."""
+    import yaml
+
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -204,6 +225,8 @@ _TOML_PLACE = re.compile(r"\s*\(at line (?P<line>\d+), column (?P<column>\d+)\)$
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # ~3 ms to import: only for a TOML data file
+
     try:
         text = path.read_text(encoding="utf-8")
         if not text.strip():
@@ -337,7 +360,7 @@ def _load_yaml_remembered(path: Path, cache_dir: Path | None) -> dict[str, Any]:
 
     The file is read once; those bytes are both the key and what is parsed. Only a file that
     read without error is kept; the key covers the bytes, this module's source (its loader and
-    limits) and PyYAML's version."""
+    limits) and PyYAML's version (its __init__.py)."""
     from makeflux import cache
 
     content = path.read_bytes()
@@ -355,8 +378,14 @@ _READER_VERSION: bytes | None = None
 def _reader_version() -> bytes:
     global _READER_VERSION
     if _READER_VERSION is None:
+        # PyYAML's __init__.py (it holds __version__), read without importing PyYAML.
+        import importlib.util
+
+        spec = importlib.util.find_spec("yaml")
+        origin = spec.origin if spec is not None else None
+        pyyaml = Path(origin).read_bytes() if origin else b"no PyYAML"
         source = Path(__file__).read_bytes()
-        _READER_VERSION = f"yaml {yaml.__version__}\0".encode() + source
+        _READER_VERSION = b"yaml\0" + pyyaml + b"\0" + source
     return _READER_VERSION
 
 
@@ -423,6 +452,8 @@ def parse_assignment(
             f"{command} {text!r}: expected KEY=VALUE, e.g. {command} tracing_enabled=true"
         )
     try:
+        import yaml
+
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw

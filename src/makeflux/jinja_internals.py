@@ -325,7 +325,18 @@ class RecordingLoader(jinja2.ChoiceLoader):
     def get_source(
         self, environment: jinja2.Environment, template: str
     ) -> tuple[str, str | None, Callable[[], bool] | None]:
-        source, filename, uptodate = super().get_source(environment, template)
+        # ChoiceLoader.get_source, except that a DictLoader without the name is passed over
+        # without raising TemplateNotFound (~1 ms of reading 364 templates in a warm run).
+        for loader in self.loaders:
+            if type(loader) is jinja2.DictLoader and template not in loader.mapping:
+                continue
+            try:
+                source, filename, uptodate = loader.get_source(environment, template)
+            except jinja2.TemplateNotFound:
+                continue
+            break
+        else:
+            raise jinja2.TemplateNotFound(template)
         if self.on_source is not None:
             self.on_source(template, source)
         return source, filename, uptodate

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from makeflux.errors import ManifestError, Problem
 from makeflux.errors import display_path as _display
@@ -149,21 +149,19 @@ def render_manifest(manifest: Manifest) -> bytes:
 def _safe_relative(relative: object) -> bool:
     if not isinstance(relative, str) or not relative or "\\" in relative or "\0" in relative:
         return False
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or pure.as_posix() != relative:
-        return False
+    # No empty, "." or ".." part: so not absolute (a leading "/" makes an empty part), and
+    # already in the form PurePosixPath would give it (it only drops empty and "." parts).
     return all(part not in ("", ".", "..") for part in relative.split("/")) and not os.path.isabs(
         relative
     )
 
 
 def _valid_digest(digest: str) -> bool:
-    prefix, _, hexdigest = digest.partition(":")
-    return (
-        prefix == "sha256"
-        and len(hexdigest) == 64
-        and all(c in "0123456789abcdef" for c in hexdigest)
-    )
+    """ "sha256:" and 64 lowercase hex digits (strip leaves nothing only when all are)."""
+    return len(digest) == 71 and digest.startswith("sha256:") and not digest[7:].strip(_HEX)
+
+
+_HEX = "0123456789abcdef"
 
 
 def _corrupt(path: Path, reason: str, line: int | None) -> ManifestError:

@@ -55,9 +55,7 @@ class RenderedRun(Run):
 
 def load(options: RunOptions) -> Run:
     """Settings and data, with --output / --data / --set applied."""
-    settings = load_settings(options.cwd, options.config)
-    if not options.use_cache:
-        settings = settings.with_overrides(cache_dir=None)
+    settings = load_settings(options.cwd, options.config, use_cache=options.use_cache)
     if options.output is not None:
         output_dir = (options.cwd / options.output).resolve()
         if output_dir != settings.output.resolve():

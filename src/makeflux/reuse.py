@@ -336,6 +336,8 @@ class Reuse:
         self.reused = 0
         self._checksums: dict[str, bytes | None] = {}
         self._digests: dict[int, bytes] = {}  # id of a mapping or list in the data → digest
+        # id of a scalar in the data → (the scalar, its digest): held, so its id stays its own
+        self._scalar_digests: dict[int, tuple[Any, bytes]] = {}
         self._used: set[tuple[str, bytes]] = set()
         self.parse_allowed = False  # before rendering, only known analyses are used
         self._rendered_from: dict[str, bytes] = {}  # template → checksum of the text rendered
@@ -543,10 +545,15 @@ class Reuse:
             if variable in _UNSTABLE_GLOBALS:
                 raise _NotReusable(variable)
             return b"j"
-        return b"d" + _path_digest(value, path[1:], self._digests)
+        return b"d" + _path_digest(value, path[1:], self._digests, self._scalar_digests)
 
 
-def _path_digest(value: Any, keys: tuple[str | int, ...], memo: dict[int, bytes]) -> bytes:
+def _path_digest(
+    value: Any,
+    keys: tuple[str | int, ...],
+    memo: dict[int, bytes],
+    scalars: dict[int, tuple[Any, bytes]] | None = None,
+) -> bytes:
     """A digest of what `keys` lead to in `value`: as far as they go into plain mappings and
     lists, then all of what is there (the rest of the path is in the template's source). A key
     a mapping or list does not hold reads as undefined: the rest of it does not matter (keys
@@ -568,7 +575,12 @@ def _path_digest(value: Any, keys: tuple[str | int, ...], memo: dict[int, bytes]
         if digest is None:
             digest = memo[id(value)] = _plain_digest(value)
         return depth.to_bytes(2, "big") + digest
-    return depth.to_bytes(2, "big") + _plain_digest(value)
+    if scalars is None:
+        return depth.to_bytes(2, "big") + _plain_digest(value)
+    kept = scalars.get(id(value))  # many templates read the same few values
+    if kept is None or kept[0] is not value:
+        kept = scalars[id(value)] = (value, _plain_digest(value))
+    return depth.to_bytes(2, "big") + kept[1]
 
 
 class _HashingWriter:

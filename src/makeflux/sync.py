@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import shutil
 import signal
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -42,7 +43,7 @@ from makeflux.manifest import (
     render_journal,
     render_manifest,
 )
-from makeflux.render import RenderedTree
+from makeflux.render import RenderedTree, path_matcher
 from makeflux.settings import DEFAULT_REWRITTEN_PATTERNS, Settings
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
@@ -128,12 +129,13 @@ def tree_file_matches(
     """True when the disk holds exactly what the tree has for `relative` (sizes first).
 
     `known` is the target's stat, when the caller already has it."""
-    target = tree.root / relative
+    target = os.path.join(tree.root, relative)  # a str: no Path made per file
     try:
-        status = known or target.stat()
+        status = known or os.stat(target)
         if not stat.S_ISREG(status.st_mode) or status.st_size != tree.files.size(relative):
             return False
-        return content_hash(target.read_bytes()) == tree.files.digest(relative)
+        with open(target, "rb") as fp:
+            return content_hash(fp.read()) == tree.files.digest(relative)
     except OSError:  # missing, a directory, unreadable: not the content we would write
         return False
 
@@ -149,9 +151,17 @@ def file_matches(path: Path, content: bytes) -> bool:
 
 
 def is_rewritten(relative: str, patterns: Iterable[str]) -> bool:
-    """True for outputs a later step rewrites (e.g. sops encryption of *.sops.*)."""
-    pure = PurePosixPath(relative)
-    return any(pure.match(pattern) for pattern in patterns)
+    """True for outputs a later step rewrites (e.g. sops encryption of *.sops.*): what
+    PurePosixPath(relative).match(pattern) says for a pattern, each pattern parsed once a run."""
+    parts = tuple(relative.split("/"))
+    if "" in parts or "." in parts:  # not in normal form: as pathlib reads it
+        parts = PurePosixPath(relative).parts
+    return any(_matcher(pattern)(parts) for pattern in patterns)
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(pattern: str) -> Callable[[tuple[str, ...]], bool]:
+    return path_matcher(pattern)
 
 
 def is_encrypted(content: bytes) -> bool:
@@ -173,10 +183,11 @@ def plaintext_secrets(
     def output_path(relative: str) -> bool:
         return boundary is None or boundary.refusal(relative) is None
 
-    for directory, dirnames, filenames in os.walk(root):
+    top = os.fspath(root)
+    for directory, dirnames, filenames in os.walk(top):
         base = Path(directory)
-        prefix = base.relative_to(root).as_posix()
-        prefix = "" if prefix == "." else f"{prefix}/"
+        # os.walk joins names onto `top`: what is below it is the relative path (no pathlib)
+        prefix = "" if directory == top else directory[len(os.path.join(top, "")) :] + "/"
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and output_path(f"{prefix}{d}")]
         for name in filenames:
             relative = f"{prefix}{name}"
@@ -282,7 +293,6 @@ def make_plan(
             _plan_prune(plan, relative, known, disk, keep_edited)
     pruned = set(plan.paths(DELETE))
     for relative in sorted(tree.files):
-        target = tree.root / relative
         refusal = boundary.refusal(relative)
         if refusal is not None:
             plan.conflicts.append(
@@ -310,6 +320,7 @@ def make_plan(
         if tree_file_matches(tree, relative, status):
             plan.actions[relative] = UNCHANGED
             continue
+        target = tree.root / relative
         if is_rewritten(relative, patterns):
             on_disk = _read(target)
             if on_disk is not None and is_encrypted(on_disk):
@@ -431,11 +442,12 @@ class _Disk:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = os.fspath(root)
         self.kinds: dict[str, str] = {}  # relative directory → "dir", "link", "file", "missing"
 
     def lstat(self, relative: str) -> os.stat_result | None:
         try:
-            return os.lstat(self.root / relative)
+            return os.lstat(os.path.join(self._root, relative) if relative else self._root)
         except OSError as exc:
             if exc.errno not in _MISSING_ERRNOS:
                 raise  # e.g. permission denied: as pathlib's exists() would

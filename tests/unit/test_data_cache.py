@@ -91,3 +91,34 @@ def test_a_new_reader_reads_again(
     monkeypatch.setattr(data, "_READER_VERSION", b"yaml 99\0another loader")
     data.load_file(path, cache_dir)
     assert len(_entries(cache_dir)) == 2
+
+
+SETTINGS = '[makejinja]\ninputs = ["templates"]\noutput = "out"\n'
+
+
+def test_the_settings_file_is_parsed_again_whenever_its_text_changes(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """The settings' TOML is kept by its text: a hit gives what a parse gives, any edit is
+    parsed again, and text that is not TOML is reported every time, never kept."""
+    from makeflux.errors import SettingsError
+    from makeflux.settings import load_settings
+
+    (tmp_path / "templates").mkdir()
+    toml = tmp_path / "makejinja.toml"
+    toml.write_text(SETTINGS)
+    first = load_settings(tmp_path)
+    assert len(_entries(cache_dir)) == 1
+    assert load_settings(tmp_path) == first
+    toml.write_text(SETTINGS.replace('"out"', '"elsewhere"'))
+    assert load_settings(tmp_path).output == tmp_path / "elsewhere"
+    assert len(_entries(cache_dir)) == 2
+    toml.write_text(SETTINGS + "broken = [\n")
+    for _ in range(2):
+        with pytest.raises(SettingsError, match="not valid TOML"):
+            load_settings(tmp_path)
+    assert len(_entries(cache_dir)) == 2
+    toml.write_text(SETTINGS.replace('"out"', '"third"'))
+    uncached = load_settings(tmp_path, use_cache=False)
+    assert uncached.output == tmp_path / "third" and uncached.cache_dir is None
+    assert len(_entries(cache_dir)) == 2, "--no-cache keeps nothing"

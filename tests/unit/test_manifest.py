@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 
 import pytest
 
+from makeflux import manifest
 from makeflux.errors import MakefluxError
 from makeflux.manifest import Manifest, content_hash, read_manifest, render_manifest
 from tests.conftest import run_cli
@@ -67,3 +69,73 @@ def test_makejinja_toml_projects_get_a_manifest_next_to_it(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     files = read_manifest(project / ".makeflux-manifest.json")
     assert files is not None and "apps/base/app.yaml" in files.files
+
+
+def _safe_relative_by_pathlib(relative: object) -> bool:
+    """What manifest._safe_relative answered when it asked pathlib (its answers must not move)."""
+    if not isinstance(relative, str) or not relative or "\\" in relative or "\0" in relative:
+        return False
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or pure.as_posix() != relative:
+        return False
+    return all(part not in ("", ".", "..") for part in relative.split("/")) and not os.path.isabs(
+        relative
+    )
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "a.yaml",
+        "a/b.yaml",
+        "/a",
+        "//a",
+        "a//b",
+        "a/",
+        "./a",
+        "a/./b",
+        "a/..",
+        "../a",
+        "..",
+        ".",
+        "",
+        "a\\b",
+        "a\0b",
+        ".hidden",
+        "a/.b/c",
+        "...",
+        "a/.../b",
+        " ",
+        "a /b",
+        3,
+        None,
+    ],
+)
+def test_safe_relative_answers_as_with_pathlib(relative: object):
+    assert manifest._safe_relative(relative) == _safe_relative_by_pathlib(relative)
+
+
+@pytest.mark.parametrize(
+    "digest",
+    [
+        "sha256:" + "0" * 64,
+        "sha256:" + "f" * 64,
+        "sha256:" + "F" * 64,
+        "sha256:" + "0" * 63,
+        "sha256:" + "0" * 65,
+        "sha256:" + "0" * 31 + "g" + "0" * 32,
+        "sha256:" + "0" * 63 + "\n",
+        "sha512:" + "0" * 64,
+        "sha256" + "0" * 65,
+        ":sha256:" + "0" * 63,
+        "",
+    ],
+)
+def test_valid_digest_is_sha256_and_64_lowercase_hex(digest: str):
+    prefix, _, hexdigest = digest.partition(":")
+    expected = (
+        prefix == "sha256"
+        and len(hexdigest) == 64
+        and all(c in "0123456789abcdef" for c in hexdigest)
+    )
+    assert manifest._valid_digest(digest) == expected

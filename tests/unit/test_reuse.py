@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from makeflux import reuse
 from tests.conftest import REPO_ROOT, run_cli
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
@@ -294,3 +295,16 @@ def test_an_output_rendered_from_other_text_than_its_key_is_not_kept(
     assert kept.rendered_as_keyed("deep.yaml.j2")
     kept.learn(({}, {"deep.yaml.j2": reuse._checksum(text + "edited\n")}))
     assert not kept.rendered_as_keyed("deep.yaml.j2")
+
+
+def test_a_scalar_digest_is_kept_only_for_that_very_object():
+    """Reuse keeps each data scalar's digest by id for the run; an entry left by another object
+    (ids are reused once an object is freed) is never taken for it."""
+    scalars: dict[int, tuple[object, bytes]] = {}
+    value = "x" * 50
+    plain = reuse._path_digest(value, (), {})
+    assert reuse._path_digest(value, (), {}, scalars) == plain
+    assert scalars[id(value)][0] is value
+    other = "y" * 50
+    scalars[id(other)] = ("another object that had this id", b"stale")
+    assert reuse._path_digest(other, (), {}, scalars) == reuse._path_digest(other, (), {})

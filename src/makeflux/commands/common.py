@@ -30,8 +30,7 @@ def use_cache() -> bool:
 
 def command_settings(config: Path | None) -> Settings:
     """The settings that apply in the working directory (or --config), with --no-cache."""
-    settings = load_settings(Path.cwd(), config)
-    return settings if use_cache() else settings.with_overrides(cache_dir=None)
+    return load_settings(Path.cwd(), config, use_cache=use_cache())
 
 
 def pipeline_options(func: Callable[..., Any]) -> Callable[..., Any]:
