@@ -57,25 +57,15 @@ def _unique_key_loader() -> type[yaml.SafeLoader]:
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
     import yaml
 
-    seen: dict[Any, yaml.Node] = {}
-    # The mapping's own keys only: a key also brought in by a merge (`<<: *base`) overrides it.
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            duplicate = key in seen
-        except TypeError:
-            continue
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {seen[key].start_mark.line + 1}); "
-                "remove one of them",
-                key_node.start_mark,
-            )
-        seen[key] = key_node
+    from makeflux.yamlsource import repeated_keys
+
+    for key, key_node, first in repeated_keys(loader, node, deep):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"duplicate key {key!r} (first at line {first}); remove one of them",
+            key_node.start_mark,
+        )
     loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=deep)
 

@@ -8,8 +8,9 @@ error needs a line.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -18,6 +19,29 @@ from makeflux.errors import Problem, display_path
 YAML_SUFFIXES = (".yaml", ".yml")  # what makeflux reads as YAML, everywhere
 
 KeyPath = tuple[str | int, ...]
+
+
+def repeated_keys(
+    loader: yaml.constructor.SafeConstructor, node: yaml.MappingNode, deep: bool = False
+) -> Iterator[tuple[Any, yaml.Node, int]]:
+    """Each key a mapping gives a second time: (key, its node, the line it was first given).
+
+    The mapping's own keys only, looked at before merge keys (`<<: *base`) are flattened in:
+    overriding a merged key is what merging is for. Both duplicate-key loaders (data files,
+    which refuse one, and lint, which reports every one) read mappings through this."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: PyYAML reports it when it builds the mapping
+            continue
+        if first is not None:
+            yield key, key_node, first
+        else:
+            seen[key] = key_node.start_mark.line + 1
 
 
 def yaml_error_problem(path: Path, exc: yaml.YAMLError) -> Problem:

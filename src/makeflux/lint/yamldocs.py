@@ -11,7 +11,7 @@ import yaml
 
 from makeflux.lint.findings import Finding
 from makeflux.lint.rules import TreeContext, finding
-from makeflux.yamlsource import YAML_SUFFIXES
+from makeflux.yamlsource import YAML_SUFFIXES, repeated_keys
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -25,20 +25,8 @@ class _LintLoader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 
 def _construct_mapping(loader: _LintLoader, node: yaml.MappingNode, deep: bool = False):
-    # Look before merge keys (<<: *anchor) are flattened in: overriding a merged key is fine.
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            first = seen.get(key)
-        except TypeError:
-            continue
-        if first is not None:
-            loader.duplicates.append((str(key), key_node.start_mark.line + 1, first))
-        else:
-            seen[key] = key_node.start_mark.line + 1
+    for key, key_node, first in repeated_keys(loader, node, deep):
+        loader.duplicates.append((str(key), key_node.start_mark.line + 1, first))
     loader.flatten_mapping(node)
     return loader.construct_mapping(node, deep=deep)
 
