@@ -76,7 +76,13 @@ def test_version_imports_no_jinja(tmp_path: Path):
 # Not needed by a warm run (caches filled, nothing changed): the data and the settings come
 # from the cache, so neither the YAML reader nor tomllib is needed; the schema's variables serve
 # only --set and schemas.
-NOT_FOR_A_WARM_RUN = ("yaml", "tomllib", "makeflux.variables", "makeflux.yamlsource")
+NOT_FOR_A_WARM_RUN = (
+    "yaml",
+    "tomllib",
+    "makeflux.cluster_schema.variables",
+    "makeflux.cluster_schema.messages",
+    "makeflux.yamlsource",
+)
 
 
 def test_a_warm_render_and_check_import_no_yaml_reader(tmp_path: Path):
