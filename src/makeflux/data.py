@@ -59,7 +59,9 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
     from makeflux.yamlsource import repeated_keys
 
-    for key, key_node, first in repeated_keys(loader, node, deep):
+    repeated = next(repeated_keys(loader, node, deep), None)  # the first one is refused
+    if repeated is not None:
+        key, key_node, first = repeated
         raise yaml.constructor.ConstructorError(
             None,
             None,
