@@ -31,12 +31,15 @@ except ImportError:  # pragma: no cover
 
 JOBS_ENV = "MAKEFLUX_JOBS"
 # Measure for this long before deciding; fork only when the rest would take at least
-# MIN_PARALLEL_SECONDS and each item is slow (compiling a template, ~ms). Cheap items (rendering
-# cached code, ~0.2 ms) gained nothing measurable from a second process (bench/README.md), and a
-# second process costs memory.
+# MIN_PARALLEL_SECONDS and each item is slow: compiling a template takes 3-15 ms, rendering its
+# cached code 0.1-2 ms (0.7 ms on average on the bench's 30x tree, whose heavy charts call
+# plugin filters). A second process for cheap items saves some time but costs a second working
+# set (on the 30x tree, a warm render's peak went from 60 to 80 MB), and peak memory is a
+# target too. The first item is not measured: it pays for what a run sets up once (reading
+# the compiled-code index, a plugin's first call), which made cached renders look slow.
 PROBE_SECONDS = 0.02
 MIN_PARALLEL_SECONDS = 0.5
-MIN_ITEM_SECONDS = 0.001
+MIN_ITEM_SECONDS = 0.002
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -105,12 +108,16 @@ def map_adaptive(
     if jobs <= 1 or not can_fork() or len(items) < 2:
         return [func(item) for item in items]
     results: list[R] = []
-    start = time.perf_counter()
+    start = 0.0
     for index, item in enumerate(items):
         remaining = len(items) - index
-        if remaining >= 2 and (forced is not None or _worth_forking(start, index, remaining)):
+        if remaining >= 2 and (
+            forced is not None or (index and _worth_forking(start, index - 1, remaining))
+        ):
             return results + fork_map(func, items[index:], min(jobs, remaining), worker_finish)
         results.append(func(item))
+        if not index:
+            start = time.perf_counter()  # the probe starts after the first item
     return results
 
 
