@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import struct
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -131,7 +133,8 @@ def discover_sources(
             for path in sorted(input_path.glob(pattern)):
                 if not path.is_file():
                     continue
-                relative = str(path)[len(base) :]
+                # interned: the kept outputs' store (makeflux.reuse) names it too
+                relative = sys.intern(str(path)[len(base) :])
                 output = _output_name(settings, relative)
                 if output in found:
                     continue
@@ -245,6 +248,15 @@ def _refuse_missing_inputs(settings: Settings, sources: list[SourceFile]) -> Non
         )
 
 
+# A loaded template is a reference cycle (its module's namespace holds the Template, whose
+# functions hold the namespace), freed only by the garbage collector. On its own schedule, the
+# collector had promoted some of them to its oldest generation before they were garbage, where
+# they waited for a full collection: a warm render of the bench's 30x tree (4,422 templates
+# rendered) peaked ~6 MB higher. Collecting the young generations every few templates frees
+# them while they are young, for about 1% of the time.
+COLLECT_EVERY = 10
+
+
 def render_templates(
     env: jinja2.Environment,
     templates: list[SourceFile],
@@ -259,8 +271,13 @@ def render_templates(
     """
     # Every template reads env.globals in place (no per-template copy of the whole data).
     context = env.globals
+    rendered = 0
 
     def outcome(source: SourceFile) -> PackedContent | Problem | None:
+        nonlocal rendered
+        rendered += 1
+        if rendered % COLLECT_EVERY == 0:
+            gc.collect(1)
         try:
             text = render_one(env, source, settings, context)
         except _RenderFailure as failure:

@@ -34,7 +34,7 @@ from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_NAMESPACE, DEFAULT_TESTS
 from makeflux import cache, jinja_internals
 from makeflux.settings import Settings
 
-FORMAT = b"makeflux-outputs-2"
+FORMAT = b"makeflux-outputs-3"
 # Jinja's own, but not a function of their input.
 _UNSTABLE_FILTERS = frozenset({"random"})
 _UNSTABLE_GLOBALS = frozenset({"lipsum"})
@@ -60,7 +60,7 @@ class _NotReusable(Exception):
     """This template's output may depend on something the key cannot see."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Analysis:
     """What a template's source says it depends on (refs None: a name computed at render).
 
@@ -68,8 +68,9 @@ class Analysis:
     only ever read through (`apps.grafana.replicas` reads ("apps", "grafana", "replicas")), so
     a change elsewhere in `apps` leaves its output as it was.
 
-    Kept as strings, decoded when used: a cold render of thousands of templates holds every
-    analysis at once, and tuples of tuples cost several times the memory."""
+    Kept as strings, decoded when used, in slots: a render of thousands of templates holds
+    every analysis at once, and tuples of tuples (or an instance dict each) cost several times
+    the memory."""
 
     encoded_reads: str
     encoded_filters: str
@@ -338,7 +339,7 @@ class Reuse:
         self._digests: dict[int, bytes] = {}  # id of a mapping or list in the data → digest
         # id of a scalar in the data → (the scalar, its digest): held, so its id stays its own
         self._scalar_digests: dict[int, tuple[Any, bytes]] = {}
-        self._used: set[tuple[str, bytes]] = set()
+        self._used: set[str] = set()  # templates whose analysis (of today's text) was used
         self.parse_allowed = False  # before rendering, only known analyses are used
         self._rendered_from: dict[str, bytes] = {}  # template → checksum of the text rendered
         self._load()
@@ -359,10 +360,11 @@ class Reuse:
         try:
             if stored["format"] != FORMAT:
                 return
-            self.entries = dict(stored["entries"])
+            # Names interned: the store holds each twice and the run's sources once more.
+            self.entries = {sys.intern(name): kept for name, kept in stored["entries"].items()}
             self.analyses = {
-                entry: None if analysis is None else _interned(analysis)
-                for entry, analysis in stored["analyses"].items()
+                (sys.intern(name), checksum): None if analysis is None else _interned(analysis)
+                for (name, checksum), analysis in stored["analyses"].items()
             }
         except Exception:
             self.entries, self.analyses = {}, {}
@@ -399,7 +401,8 @@ class Reuse:
         for name in [n for n in self.entries if n not in wanted]:
             del self.entries[name]
             self.changed = True
-        for entry in [e for e in self.analyses if e not in self._used]:
+        used, checksums = self._used, self._checksums
+        for entry in [e for e in self.analyses if e[0] not in used or checksums[e[0]] != e[1]]:
             del self.analyses[entry]  # a template edited since, or no longer reached
             self.changed = True
 
@@ -482,8 +485,8 @@ class Reuse:
         return text
 
     def _analysis(self, name: str, checksum: bytes) -> Analysis | None:
-        entry = (name, checksum)
-        self._used.add(entry)
+        entry = (name, checksum)  # checksum is _checksum(name): forget_others relies on it
+        self._used.add(name)
         if entry not in self.analyses:
             if not self.parse_allowed:
                 raise _Unknown(name)
