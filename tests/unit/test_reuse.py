@@ -5,6 +5,7 @@ does reuse what nothing changed."""
 
 from __future__ import annotations
 
+import pickle
 import random
 import sys
 from pathlib import Path
@@ -308,3 +309,28 @@ def test_a_scalar_digest_is_kept_only_for_that_very_object():
     other = "y" * 50
     scalars[id(other)] = ("another object that had this id", b"stale")
     assert reuse._path_digest(other, (), {}, scalars) == reuse._path_digest(other, (), {})
+
+
+def _stored(project: Path) -> dict:
+    """The project's kept-outputs store as written: a pickle followed by its sha256."""
+    (store,) = (project.parent / "cache" / "outputs").iterdir()
+    blob = store.read_bytes()
+    return pickle.loads(blob[:-32])
+
+
+def test_the_store_drops_what_was_edited_or_removed(project: Path) -> None:
+    """Only today's templates keep an output, and only today's text of each its analysis: the
+    store would otherwise grow with every edit."""
+    _render(project)
+    before = _stored(project)
+    assert "plain.yaml.j2" in before["entries"] and "loop.yaml.j2" in before["entries"]
+    (project / "templates" / "loop.yaml.j2").unlink()
+    (project / "templates" / "plain.yaml.j2").write_text(_delimited("edited: {{ suffix }}\n"))
+    _render(project)
+    after = _stored(project)
+    assert "loop.yaml.j2" not in after["entries"]
+    assert not any(name == "loop.yaml.j2" for name, _ in after["analyses"])
+    plain = [checksum for name, checksum in after["analyses"] if name == "plain.yaml.j2"]
+    text = (project / "templates" / "plain.yaml.j2").read_text()
+    assert plain == [reuse._checksum(text)], "the analysis of the old text is gone"
+    assert len(after["analyses"]) == len(before["analyses"]) - 1
