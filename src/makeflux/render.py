@@ -153,12 +153,13 @@ def discover_sources(
 def discover_dirs(settings: Settings) -> set[str]:
     """Input directories (relative), which makejinja keeps as empty dirs under keep_empty."""
     dirs: set[str] = set()
+    excluded = [path_matcher(p) for p in settings.exclude_patterns]
     for input_path in settings.inputs:
         if not input_path.is_dir():
             continue
         for pattern in settings.include_patterns:
             for path in input_path.glob(pattern):
-                if path.is_dir() and not any(path.match(p) for p in settings.exclude_patterns):
+                if path.is_dir() and not any(match(path.parts) for match in excluded):
                     dirs.add(path.relative_to(input_path).as_posix())
     return dirs
 

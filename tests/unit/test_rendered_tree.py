@@ -183,3 +183,22 @@ def test_the_recording_loader_finds_templates_as_a_choice_loader_does(tmp_path):
     for loader in (recording, choice):
         with pytest.raises(jinja2.TemplateNotFound):
             loader.get_source(env, "missing.j2")
+
+
+def test_kept_empty_directories_leave_out_the_excluded_ones_as_pathlib_match_would(tmp_path):
+    """keep_empty keeps the input's directories, except those an exclude pattern matches."""
+    from makeflux.settings import settings_from_table
+
+    for directory in ("apps/skip", "skip", "apps/keep/deep", "skipped"):
+        (tmp_path / "templates" / directory).mkdir(parents=True)
+    settings = settings_from_table(
+        {"inputs": ["templates"], "output": "out", "keep_empty": True,
+         "exclude_patterns": ["skip", "apps/keep/*"]},
+        flavor="makejinja", source=None, base_dir=tmp_path,
+    )  # fmt: skip
+    expected = {
+        path.relative_to(tmp_path / "templates").as_posix()
+        for path in (tmp_path / "templates").glob("**/*")
+        if not any(path.match(p) for p in settings.exclude_patterns)
+    }
+    assert render.discover_dirs(settings) == expected == {"apps", "apps/keep", "skipped"}
