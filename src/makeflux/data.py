@@ -55,12 +55,12 @@ def _unique_key_loader() -> type[yaml.SafeLoader]:
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    import yaml
-
-    from makeflux.yamlsource import repeated_keys
+    from makeflux.yamlsource import repeated_keys  # imports PyYAML, which the loader has done
 
     repeated = next(repeated_keys(loader, node, deep), None)  # the first one is refused
     if repeated is not None:
+        import yaml
+
         key, key_node, first = repeated
         raise yaml.constructor.ConstructorError(
             None,

@@ -151,9 +151,7 @@ def _safe_relative(relative: object) -> bool:
         return False
     # No empty, "." or ".." part: so not absolute (a leading "/" makes an empty part), and
     # already in the form PurePosixPath would give it (it only drops empty and "." parts).
-    return all(part not in ("", ".", "..") for part in relative.split("/")) and not os.path.isabs(
-        relative
-    )
+    return all(part not in ("", ".", "..") for part in relative.split("/"))
 
 
 def _valid_digest(digest: str) -> bool:
