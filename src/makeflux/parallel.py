@@ -19,9 +19,11 @@ import os
 import pickle
 import struct
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import IO, Any, NoReturn, TypeVar
 
 try:  # POSIX only; where they are missing nothing forks (can_fork)
     import fcntl
@@ -97,11 +99,16 @@ def map_adaptive(
     items: Sequence[T],
     *,
     worker_finish: Callable[[], None] | None = None,
+    report: Callable[[], None] | None = None,
+    spool_dir: Path | None = None,
 ) -> list[R]:
     """[func(item) for item in items], forking workers for the rest when that is worth it.
 
     `worker_finish` runs in each worker after its share (to save what only it has, such as
-    the templates it compiled); its failure does not fail the worker.
+    the templates it compiled); `report` after each chunk in every process while the work is
+    spread (to hand over, as it goes, what each process learned beside the results, instead
+    of holding it while workers are alive). Their failure does not fail the run. `spool_dir`
+    is where results wait while workers are alive (see fork_map).
     """
     forced = requested_jobs()
     jobs = forced if forced is not None else available_cores()
@@ -114,7 +121,10 @@ def map_adaptive(
         if remaining >= 2 and (
             forced is not None or (index and _worth_forking(start, index - 1, remaining))
         ):
-            return results + fork_map(func, items[index:], min(jobs, remaining), worker_finish)
+            rest = items[index:]
+            return results + fork_map(
+                func, rest, min(jobs, remaining), worker_finish, report, spool_dir
+            )
         results.append(func(item))
         if not index:
             start = time.perf_counter()  # the probe starts after the first item
@@ -135,6 +145,8 @@ def fork_map(
     items: Sequence[T],
     jobs: int,
     worker_finish: Callable[[], None] | None = None,
+    report: Callable[[], None] | None = None,
+    spool_dir: Path | None = None,
 ) -> list[R]:
     """[func(item) for item in items] in `jobs` processes: this one and jobs - 1 forked workers.
 
@@ -142,6 +154,11 @@ def fork_map(
     (other load on its core, a run of big templates) does not hold the others up. A worker sends
     each chunk's results as soon as it has them, and this process takes them in between its own
     chunks, so no result is held by two processes at once.
+
+    While workers are alive, the results wait in a temporary file (_Spool) and are read back
+    once they are gone. Every page this process holds then counts once, but the pages both
+    processes touch are copied within moments of each fork (reference counts: ~9 MB on the
+    bench's 30x tree), so what this process holds meanwhile is what decides the peak.
     """
     if jobs <= 1 or len(items) < 2:
         return [func(item) for item in items]
@@ -151,30 +168,84 @@ def fork_map(
     sys.stderr.flush()
     workers: list[_Worker] = []
     merged: list[R] = [_MISSING] * len(items)  # type: ignore[list-item]
-    # Each fork freezes this process for the garbage collector (_Worker.start), and it stays
-    # frozen until the workers are done: a full collection here copies as many pages as one in
-    # a worker.
-    try:
-        for _ in range(jobs - 1):
-            workers.append(_Worker.start(func, items, chunk, queue, worker_finish))
-        for start, results in _take_and_compute(func, items, chunk, queue):
+    with _Spool(spool_dir) as spool:
+        # Each fork freezes this process for the garbage collector (_Worker.start), and it
+        # stays frozen until the workers are done: a full collection here copies as many pages
+        # as one in a worker.
+        try:
+            for _ in range(jobs - 1):
+                workers.append(_Worker.start(func, items, chunk, queue, worker_finish, report))
+            for start, results in _take_and_compute(func, items, chunk, queue):
+                spool.add(pickle.dumps((start, results), pickle.HIGHEST_PROTOCOL))
+                del results
+                if report is not None:
+                    with contextlib.suppress(Exception):
+                        report()
+                for number, worker in enumerate(workers):
+                    worker.receive(spool.add, wait=False)
+                    if worker.ended and _queued_bytes(queue):
+                        # It retired (WORKER_SECONDS): a fresh one shares this process's
+                        # memory again, where the old one had gradually copied what it touched.
+                        workers[number] = _Worker.start(
+                            func, items, chunk, queue, worker_finish, report
+                        )
+            for worker in workers:
+                worker.receive(spool.add, wait=True)
+            workers.clear()
+        finally:
+            gc.unfreeze()
+            os.close(queue)
+            for worker in workers:  # only on an error here: do not leave workers behind
+                worker.abandon()
+        for frame in spool.frames():
+            start, results = pickle.loads(frame)
             merged[start : start + len(results)] = results
-            for number, worker in enumerate(workers):
-                worker.receive(merged, wait=False)
-                if worker.ended and _queued_bytes(queue):
-                    # It retired (WORKER_SECONDS): a fresh one shares this process's memory
-                    # again, where the old one had gradually copied what it touched.
-                    workers[number] = _Worker.start(func, items, chunk, queue, worker_finish)
-        for worker in workers:
-            worker.receive(merged, wait=True)
-        workers.clear()
-    finally:
-        gc.unfreeze()
-        os.close(queue)
-        for worker in workers:  # only on an error here: do not leave workers behind
-            worker.abandon()
     # What a failed worker had taken and not sent is done here: same work, same results.
     return [func(item) if r is _MISSING else r for item, r in zip(items, merged, strict=True)]
+
+
+class _Spool:
+    """Pickled (start, results) frames, in a temporary file (in `directory`, else the system's
+    temporary directory) until they are read back; in memory from the first that cannot be
+    written (no space left), so a full disk costs memory, never results."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self._held: list[bytes] = []
+        self._written = 0  # bytes of whole frames in the file
+        try:
+            self._file: IO[bytes] | None = tempfile.TemporaryFile(  # noqa: SIM115 (__exit__)
+                dir=directory, prefix="makeflux-results-", buffering=0
+            )
+        except OSError:
+            self._file = None
+
+    def add(self, frame: bytes) -> None:
+        if self._file is not None and not self._held:
+            try:
+                _write_all(self._file.fileno(), _FRAME.pack(len(frame)) + frame)
+            except OSError:
+                pass  # a part of this frame may be in the file: reading stops at _written
+            else:
+                self._written += _FRAME.size + len(frame)
+                return
+        self._held.append(frame)
+
+    def frames(self) -> Iterator[bytes]:
+        if self._file is not None:
+            self._file.seek(0)
+            left = self._written
+            while left:
+                (length,) = _FRAME.unpack(self._file.read(_FRAME.size))
+                yield self._file.read(length)
+                left -= _FRAME.size + length
+        yield from self._held
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 # The queue holds one record (the index of the first item of a chunk) per chunk, all written
@@ -246,6 +317,7 @@ class _Worker:
         chunk: int,
         queue: int,
         finish: Callable[[], None] | None,
+        report: Callable[[], None] | None,
     ) -> _Worker:
         read_fd, write_fd = os.pipe()
         with contextlib.suppress(AttributeError, OSError):  # F_SETPIPE_SZ is Linux only
@@ -261,10 +333,11 @@ class _Worker:
             os.set_blocking(read_fd, False)
             return cls(pid, read_fd)
         os.close(read_fd)
-        _work(func, items, chunk, queue, finish, write_fd)  # never returns
+        _work(func, items, chunk, queue, finish, report, write_fd)  # never returns
 
-    def receive(self, merged: list[Any], *, wait: bool) -> None:
-        """Put what the worker sent into `merged`; with `wait`, until it ends (then reap it)."""
+    def receive(self, take: Callable[[bytes], None], *, wait: bool) -> None:
+        """Pass each whole frame the worker sent (a pickled chunk) to `take`; with `wait`, until
+        it ends (then reap it)."""
         if self.ended:
             return
         if wait:
@@ -277,22 +350,21 @@ class _Worker:
             if not data:
                 break
             self.pending += data
-            self._unpack(merged)
+            self._unpack(take)
         # The end of the stream: a whole frame is a whole chunk's results, whatever happened
         # after it; a partial frame (the worker died while sending) is dropped.
         self.ended = True
         os.close(self.read_fd)
         os.waitpid(self.pid, 0)
 
-    def _unpack(self, merged: list[Any]) -> None:
+    def _unpack(self, take: Callable[[bytes], None]) -> None:
         pending, at = self.pending, 0
         while len(pending) - at >= _FRAME.size:
             (length,) = _FRAME.unpack_from(pending, at)
             end = at + _FRAME.size + length
             if len(pending) < end:
                 break
-            start, results = pickle.loads(pending[at + _FRAME.size : end])
-            merged[start : start + len(results)] = results
+            take(bytes(pending[at + _FRAME.size : end]))
             at = end
         del pending[:at]
 
@@ -312,11 +384,13 @@ def _work(
     chunk: int,
     queue: int,
     finish: Callable[[], None] | None,
+    report: Callable[[], None] | None,
     write_fd: int,
 ) -> NoReturn:
-    """In the worker: compute chunks, sending each one's results as soon as they are ready,
-    and leave without running the parent's cleanup (atexit handlers, buffered output), which
-    stays the parent's business. `finish` runs only when every chunk taken was computed."""
+    """In the worker: compute chunks, sending each one's results as soon as they are ready
+    (then `report`), and leave without running the parent's cleanup (atexit handlers, buffered
+    output), which stays the parent's business. `finish` runs only when every chunk taken was
+    computed."""
     status = 0
     try:
         try:
@@ -324,6 +398,9 @@ def _work(
             for start, results in _take_and_compute(func, items, chunk, queue, until):
                 body = pickle.dumps((start, results), pickle.HIGHEST_PROTOCOL)
                 _write_all(write_fd, _FRAME.pack(len(body)) + body)
+                if report is not None:
+                    with contextlib.suppress(Exception):
+                        report()
         except BaseException:
             status = 1
         else:

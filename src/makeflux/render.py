@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import struct
@@ -289,21 +290,29 @@ def render_templates(
 
     kept = reuse.for_run(env, settings, scope) if scope is not None else None
 
+    # Results wait on disk while workers are alive (see parallel.fork_map): in the cache
+    # directory, on a disk where the system's temporary one may be in memory. The file is
+    # unlinked as it is made, so nothing is left there even when a run is killed.
+    scratch = settings.cache_dir if settings.cache_dir and settings.cache_dir.is_dir() else None
+
     def render(indexes: list[int]) -> list[PackedContent | Problem | None]:
         chosen = [templates[i] for i in indexes]
+        finish = functools.partial(_finish_cache, env)
         if kept is None:
-            return parallel.map_adaptive(outcome, chosen, worker_finish=lambda: _finish_cache(env))
+            return parallel.map_adaptive(outcome, chosen, worker_finish=finish, spool_dir=scratch)
         # What compiling and loading showed reaches this process from forked workers through
-        # files each writes when its share is done, not with every result: the results are
-        # all held at once, and this keeps them as small as without reuse.
+        # a file each appends to after every chunk, not with the results: the results are all
+        # held at once, and this keeps them as small as without reuse. This process writes
+        # its own there too while workers are alive, and reads them all once they are gone.
         with tempfile.TemporaryDirectory(prefix="makeflux-records-") as records:
-
-            def finish_worker() -> None:
-                _finish_cache(env)
-                reuse.dump(Path(records))
-
-            results = parallel.map_adaptive(outcome, chosen, worker_finish=finish_worker)
-            kept.learn(reuse.drain())  # what this process rendered itself
+            results = parallel.map_adaptive(
+                outcome,
+                chosen,
+                worker_finish=finish,
+                report=lambda: reuse.dump(Path(records)),
+                spool_dir=scratch,
+            )
+            kept.learn(reuse.drain())  # what this process rendered before any fork
             for recorded in reuse.dumped(Path(records)):
                 kept.learn(recorded)
         return results

@@ -291,26 +291,34 @@ def drain() -> tuple[dict[tuple[str, bytes], Analysis], dict[str, bytes]]:
 
 
 def dump(directory: Path) -> None:
-    """Write what this (forked) process recorded into `directory`, for the parent (dumped).
-    A report that cannot be written only costs reuse: see Reuse.rendered_as_keyed."""
-    with contextlib.suppress(OSError):
-        target = directory / f"{os.getpid()}.records"
-        partial = target.with_suffix(".partial")
-        with open(partial, "wb") as fp:
-            pickle.dump(drain(), fp, pickle.HIGHEST_PROTOCOL)
-        os.replace(partial, target)
+    """Append what this (forked) process recorded since the last call to its file in
+    `directory`, for the parent (dumped). A worker calls it after every chunk, so its records
+    are never all held (and pickled) at once: at the end of a 30x bench render that cost the
+    worker 7 MB, at the moment the render's memory peaked. A record that cannot be written
+    only costs reuse: see Reuse.rendered_as_keyed."""
+    recorded = drain()
+    if not any(recorded):
+        return
+    with (
+        contextlib.suppress(OSError),
+        open(directory / f"{os.getpid()}.records", "ab") as fp,
+    ):
+        pickle.dump(recorded, fp, pickle.HIGHEST_PROTOCOL)
 
 
 def dumped(
     directory: Path,
 ) -> Iterator[tuple[dict[tuple[str, bytes], Analysis], dict[str, bytes]]]:
-    """What the workers wrote with dump(), one worker at a time."""
+    """What the workers wrote with dump(), one record at a time. A file cut short (its worker
+    died while writing) gives the records before the cut: each record stands alone."""
     for path in sorted(directory.glob("*.records")):
-        try:
-            with open(path, "rb") as fp:
-                yield pickle.load(fp)  # written by this run's own workers, just now
-        except Exception:
-            continue  # unreadable: its templates are not kept (rendered_as_keyed)
+        with contextlib.suppress(OSError), open(path, "rb") as fp:
+            while True:
+                try:
+                    record = pickle.load(fp)  # written by this run's own workers, just now
+                except Exception:  # EOFError at the end; anything else is a cut-short record
+                    break
+                yield record
 
 
 def _checksum(text: str) -> bytes:

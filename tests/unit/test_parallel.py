@@ -4,6 +4,7 @@ worker's share is redone; small work is not forked at all."""
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -113,6 +114,85 @@ def test_fork_map_keeps_order_and_redoes_a_failed_workers_share():
         return n * n
 
     assert parallel.fork_map(square_or_crash, list(range(12)), 3) == [n * n for n in range(12)]
+
+
+class Tracked:
+    """A result that counts how many of its kind are alive in this process."""
+
+    alive = 0
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+        Tracked.alive += 1
+
+    def __setstate__(self, state: dict) -> None:  # unpickled: alive as well
+        self.__dict__.update(state)
+        Tracked.alive += 1
+
+    def __del__(self) -> None:
+        Tracked.alive -= 1
+
+
+def test_results_are_not_held_while_workers_are_alive(tmp_path: Path):
+    """This process keeps the results (its own and the workers') in a file until the workers
+    are gone: what it holds while they share its memory adds to the peak once for each."""
+    parent = os.getpid()
+    Tracked.alive = 0
+    most_alive = 0
+
+    def track(n: int) -> Tracked:
+        nonlocal most_alive
+        if os.getpid() == parent:
+            most_alive = max(most_alive, Tracked.alive)
+            time.sleep(0.001)
+        return Tracked(n)
+
+    results = parallel.fork_map(track, list(range(300)), 2, spool_dir=tmp_path)
+    assert [r.value for r in results] == list(range(300))
+    assert Tracked.alive == 300
+    assert most_alive <= 2, f"{most_alive} results held while a worker was alive"
+    assert not list(tmp_path.iterdir()), "the file the results waited in is gone"
+
+
+def test_results_that_cannot_be_written_are_kept_in_memory(tmp_path: Path, monkeypatch):
+    """A full disk in the middle of a frame: what was written whole is read back, the rest
+    was kept in memory, and nothing is lost or out of order."""
+    writes = 0
+    write_all = parallel._write_all
+
+    def fill_up(fd: int, data: bytes) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 3:
+            write_all(fd, data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+        write_all(fd, data)
+
+    monkeypatch.setattr(parallel, "_write_all", fill_up)
+    frames = [pickle.dumps(n) * (n + 1) for n in range(6)]
+    with parallel._Spool(tmp_path) as spool:
+        for frame in frames:
+            spool.add(frame)
+        assert writes == 3, "nothing is written after the first failure"
+        assert list(spool.frames()) == frames
+
+
+def test_report_runs_after_every_chunk_in_every_process(tmp_path: Path):
+    parent = os.getpid()
+    log = tmp_path / "reports"
+
+    def slow(n: int) -> int:
+        time.sleep(0.002 if os.getpid() == parent else 0.001)
+        return n
+
+    def report() -> None:
+        with log.open("a") as fp:
+            fp.write(f"{os.getpid()}\n")
+
+    assert parallel.fork_map(slow, list(range(60)), 2, report=report) == list(range(60))
+    reporters = log.read_text().split()
+    assert len(reporters) == 60, "one report per chunk (of one item here)"
+    assert str(parent) in reporters and len(set(reporters)) >= 2
 
 
 def test_a_slower_process_takes_fewer_items():

@@ -232,7 +232,7 @@ def test_random_value_changes_on_a_home_ops_shaped_tree_match_a_render_from_scra
     values changed at random between reusing renders, forked workers included."""
     monkeypatch.setenv("MAKEFLUX_CACHE_DIR", str(tmp_path / "cache"))
     # Workers from the first template on (where there are two cores): what they compiled and
-    # loaded reaches the parent only through the reports they write at the end.
+    # loaded reaches the parent only through the records they append after every chunk.
     monkeypatch.setenv("MAKEFLUX_JOBS", "2")
     project = tmp_path / "tree"
     generate(project, 0.3, seed=11, shape="home-ops")
@@ -334,3 +334,29 @@ def test_the_store_drops_what_was_edited_or_removed(project: Path) -> None:
     text = (project / "templates" / "plain.yaml.j2").read_text()
     assert plain == [reuse._checksum(text)], "the analysis of the old text is gone"
     assert len(after["analyses"]) == len(before["analyses"]) - 1
+
+
+def test_records_are_appended_as_a_worker_goes_and_a_cut_short_one_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """dump() appends what was recorded since its last call; dumped() reads every record back,
+    and a file whose worker died while writing gives the records before the cut."""
+    reuse.drain()  # whatever earlier tests in this process recorded
+    analysis = reuse.Analysis.of([("apps", "grafana")], ["upper"], [], ["base.j2"])
+    reuse._captured[("a.yaml.j2", b"1" * 32)] = analysis
+    reuse._loaded["a.yaml.j2"] = b"1" * 32
+    reuse.dump(tmp_path)
+    reuse.dump(tmp_path)  # nothing new: nothing written
+    reuse._loaded["b.yaml.j2"] = b"2" * 32
+    reuse.dump(tmp_path)
+    (records,) = tmp_path.iterdir()
+    whole = records.read_bytes()
+    assert list(reuse.dumped(tmp_path)) == [
+        ({("a.yaml.j2", b"1" * 32): analysis}, {"a.yaml.j2": b"1" * 32}),
+        ({}, {"b.yaml.j2": b"2" * 32}),
+    ]
+    records.write_bytes(whole[:-3])  # the second record cut short
+    assert list(reuse.dumped(tmp_path)) == [
+        ({("a.yaml.j2", b"1" * 32): analysis}, {"a.yaml.j2": b"1" * 32})
+    ]
+    assert reuse.drain() == ({}, {})
