@@ -231,12 +231,20 @@ class _Spool:
         self._held.append(frame)
 
     def frames(self) -> Iterator[bytes]:
+        """Every frame added, in order. Should the file give back less than was written, the
+        frames from there on are missing, and fork_map computes their items again."""
         if self._file is not None:
             self._file.seek(0)
             left = self._written
             while left:
-                (length,) = _FRAME.unpack(self._file.read(_FRAME.size))
-                yield self._file.read(length)
+                head = self._file.read(_FRAME.size)
+                if len(head) != _FRAME.size:
+                    break
+                (length,) = _FRAME.unpack(head)
+                frame = self._file.read(length)
+                if len(frame) != length:
+                    break
+                yield frame
                 left -= _FRAME.size + length
         yield from self._held
 

@@ -177,6 +177,17 @@ def test_results_that_cannot_be_written_are_kept_in_memory(tmp_path: Path, monke
         assert list(spool.frames()) == frames
 
 
+def test_a_spool_file_cut_short_gives_the_frames_before_the_cut(tmp_path: Path):
+    """Their items are then computed again by fork_map, like a failed worker's."""
+    frames = [pickle.dumps(n) * 50 for n in range(3)]
+    with parallel._Spool(tmp_path) as spool:
+        for frame in frames:
+            spool.add(frame)
+        assert spool._file is not None
+        os.ftruncate(spool._file.fileno(), os.fstat(spool._file.fileno()).st_size - 10)
+        assert list(spool.frames()) == frames[:2]
+
+
 def test_report_runs_after_every_chunk_in_every_process(tmp_path: Path):
     parent = os.getpid()
     log = tmp_path / "reports"
