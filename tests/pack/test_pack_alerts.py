@@ -535,8 +535,37 @@ def coredns_tests(alerts: dict[str, dict[str, Any]], stack: str) -> list[dict[st
     return tests
 
 
+def etcd_tests(alerts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """etcdMemberUnhealthy: quiet for a member that is up, probed or not (its health counters
+    only count requests to /health); fires for a member down or failing health checks."""
+    eval_seconds = seconds(alerts["etcdMemberUnhealthy"]["for"]) + 10 * INTERVAL_SECONDS
+    samples = eval_seconds // INTERVAL_SECONDS + 5
+    member = 'job="kube-etcd",instance="192.168.1.10:2381"'
+
+    def series(up: int, successes: str, failures: str) -> Series:
+        scraped = [{"series": f"up{{{member}}}", "values": constant(up, samples)}]
+        if up:  # a member that is down has no etcd_* series, only its target's up == 0
+            scraped += [
+                {"series": f"etcd_server_health_success{{{member}}}", "values": successes},
+                {"series": f"etcd_server_health_failures{{{member}}}", "values": failures},
+            ]
+        return scraped
+
+    unhealthy = firing_with("etcdMemberUnhealthy", {})
+    never, growing = constant(0, samples), f"0+2x{samples}"
+    return [
+        series_test("member up, never probed: quiet", series(1, never, never), eval_seconds,
+                    {unhealthy: 0}),
+        series_test("member up, passing probes: quiet", series(1, growing, never), eval_seconds,
+                    {unhealthy: 0}),
+        series_test("member down: fires", series(0, never, never), eval_seconds, {unhealthy: 1}),
+        series_test("member failing probes: fires", series(1, never, growing), eval_seconds,
+                    {unhealthy: 1}),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("stack", ["victoriametrics", "prometheus"])
-def test_flux_and_coredns_alerts_fire_when_they_should(stack: str, tmp_path: Path) -> None:
+def test_flux_coredns_and_etcd_alerts_fire_when_they_should(stack: str, tmp_path: Path) -> None:
     values = cluster_values(monitoring_enabled=True, monitoring_stack=stack)
     (tmp_path / "render").mkdir()
     ((file, rule),) = prometheus_rules(render_pack(tmp_path / "render", values))
@@ -545,7 +574,7 @@ def test_flux_and_coredns_alerts_fire_when_they_should(stack: str, tmp_path: Pat
     unit_tests = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": f"{INTERVAL_SECONDS}s",
-        "tests": [*flux_tests(alerts), *coredns_tests(alerts, stack)],
+        "tests": [*flux_tests(alerts), *coredns_tests(alerts, stack), *etcd_tests(alerts)],
     }
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(unit_tests, sort_keys=False))
     result = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
@@ -554,9 +583,10 @@ def test_flux_and_coredns_alerts_fire_when_they_should(stack: str, tmp_path: Pat
     )
 
 
-def test_the_old_flux_and_coredns_rules_fail_these_tests(tmp_path: Path) -> None:
+def test_the_old_flux_coredns_and_etcd_rules_fail_these_tests(tmp_path: Path) -> None:
     """The rules the audit found dead (gotk_reconcile_condition, job=~".*coredns.*" under
-    VictoriaMetrics' core-dns job) fail the same unit tests."""
+    VictoriaMetrics' core-dns job, the guide's etcd_server_health_success < 1 on a counter)
+    fail the same unit tests."""
     by_object = "max by (kind, name, exported_namespace)"
     not_ready = 'gotk_reconcile_condition{type="Ready", status="False"}'
     servfail = 'sum(rate(coredns_dns_responses_total{rcode="SERVFAIL"}[5m]))'
@@ -567,8 +597,14 @@ def test_the_old_flux_and_coredns_rules_fail_these_tests(tmp_path: Path) -> None
         "CoreDNSDown": 'absent(up{job=~".*coredns.*"} == 1)',
         # unchanged: kept so the same tests run; the error-rate cases must still pass
         "CoreDNSHighErrorRate": f"{servfail} / sum(rate(coredns_dns_responses_total[5m])) > 0.05",
+        "etcdMemberUnhealthy": "etcd_server_health_success < 1",  # the guide's, on a counter
     }
-    durations = {"FluxSuspended": "1h", "CoreDNSDown": "2m", "CoreDNSHighErrorRate": "5m"}
+    durations = {
+        "FluxSuspended": "1h",
+        "CoreDNSDown": "2m",
+        "CoreDNSHighErrorRate": "5m",
+        "etcdMemberUnhealthy": "5m",
+    }
     rules = [{"alert": a, "expr": e, "for": durations.get(a, "15m")} for a, e in old.items()]
     (tmp_path / "rules.yaml").write_text(
         yaml.safe_dump({"groups": [{"name": "old", "rules": rules}]})
@@ -586,6 +622,23 @@ def test_the_old_flux_and_coredns_rules_fail_these_tests(tmp_path: Path) -> None
     assert 'alertname=\\"FluxSuspended\\"' in output
     assert 'alertname=\\"CoreDNSDown\\"' in output
     assert "CoreDNSHighErrorRate" not in output
+    # The guide's etcd rule fires for a member nobody probes (expected 0, got 1) and stays
+    # quiet for one that is down (expected 1, got 0); the other two cases pass.
+    (tmp_path / "etcd.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": ["rules.yaml"],
+                "evaluation_interval": "60s",
+                "tests": etcd_tests(alerts),
+            }
+        )
+    )
+    etcd = promtool("test", "rules", "etcd.yaml", cwd=tmp_path)
+    etcd_output = etcd.stdout + etcd.stderr
+    assert etcd.returncode != 0
+    assert etcd_output.count("expr:") == 2, etcd_output  # two of the four cases fail
+    assert re.search(r"exp: \{\} 0E\+00\s+got: \{\} 1E\+00", etcd_output), etcd_output
+    assert re.search(r"exp: \{\} 1E\+00\s+got: \{\} 0E\+00", etcd_output), etcd_output
 
 
 # --- Alertmanager routing ------------------------------------------------------------------------
