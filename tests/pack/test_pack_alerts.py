@@ -564,8 +564,26 @@ def etcd_tests(alerts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def envoy_tests(alerts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """EnvoyGatewayDown: quiet while a proxy of the pack's envoy-proxy pod scrape is up, fires
+    once none is (down, or no proxy found at all)."""
+    eval_seconds = seconds(alerts["EnvoyGatewayDown"]["for"]) + 5 * INTERVAL_SECONDS
+    samples = eval_seconds // INTERVAL_SECONDS + 5
+    proxy = 'up{job="monitoring/envoy-proxy",instance="10.244.1.7:19001"}'
+    down = firing_with("EnvoyGatewayDown", {})
+    return [
+        series_test("proxy up: quiet", [{"series": proxy, "values": constant(1, samples)}],
+                    eval_seconds, {down: 0}),
+        series_test("proxy down: fires", [{"series": proxy, "values": constant(0, samples)}],
+                    eval_seconds, {down: 1}),
+        series_test("no proxy: fires", [], eval_seconds, {down: 1}),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("stack", ["victoriametrics", "prometheus"])
-def test_flux_coredns_and_etcd_alerts_fire_when_they_should(stack: str, tmp_path: Path) -> None:
+def test_flux_coredns_etcd_and_envoy_alerts_fire_when_they_should(
+    stack: str, tmp_path: Path
+) -> None:
     values = cluster_values(monitoring_enabled=True, monitoring_stack=stack)
     (tmp_path / "render").mkdir()
     ((file, rule),) = prometheus_rules(render_pack(tmp_path / "render", values))
@@ -574,7 +592,12 @@ def test_flux_coredns_and_etcd_alerts_fire_when_they_should(stack: str, tmp_path
     unit_tests = {
         "rule_files": ["rules.yaml"],
         "evaluation_interval": f"{INTERVAL_SECONDS}s",
-        "tests": [*flux_tests(alerts), *coredns_tests(alerts, stack), *etcd_tests(alerts)],
+        "tests": [
+            *flux_tests(alerts),
+            *coredns_tests(alerts, stack),
+            *etcd_tests(alerts),
+            *envoy_tests(alerts),
+        ],
     }
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(unit_tests, sort_keys=False))
     result = promtool("test", "rules", "tests.yaml", cwd=tmp_path)

@@ -204,6 +204,16 @@ KPS = "kube-prometheus-stack 88.5.3"
 # victoria-metrics-k8s-stack labels each scrape Service app.kubernetes.io/component: <kebab-cased
 # values key> and its vmScrape jobLabel reads that label (templates/servicemonitors.yaml).
 VM_KEBAB = f"{VM} templates/servicemonitors.yaml: the kebab-cased values key"
+# The pack's own pod scrapes (macros/observability.j2 pod_scrapes): either operator names the
+# job <namespace>/<name> unless jobLabel is set.
+VM_POD_SCRAPE = (
+    f"{VM} runs VictoriaMetrics operator v0.74.0: internal/controller/operator/factory/vmscrapes/"
+    "podscrape.go generatePodScrapeConfig"
+)
+KPS_POD_MONITOR = (
+    f"{KPS} runs prometheus-operator v0.93.1; v0.93.0 pkg/prometheus/promcfg.go "
+    "generatePodMonitorConfig"
+)
 JOBS: tuple[Job, ...] = (
     Job("NodeDown", "victoriametrics", "node-exporter",
         f"{VM} values.yaml: prometheus-node-exporter.service.labels.jobLabel"),
@@ -222,15 +232,16 @@ JOBS: tuple[Job, ...] = (
     Job("etcdMemberUnhealthy", "victoriametrics", "kube-etcd", VM_KEBAB),
     Job("etcdMemberUnhealthy", "prometheus", "kube-etcd",
         f"{KPS} templates/exporters/kube-etcd/service.yaml: jobLabel: kube-etcd"),
+    Job("EnvoyGatewayDown", "victoriametrics", "monitoring/envoy-proxy", VM_POD_SCRAPE),
+    Job("EnvoyGatewayDown", "prometheus", "monitoring/envoy-proxy", KPS_POD_MONITOR),
     Job("CoreDNSDown", "victoriametrics", "core-dns", VM_KEBAB),
     Job("CoreDNSDown", "prometheus", "coredns",
         f"{KPS} templates/exporters/core-dns/service.yaml: jobLabel: coredns"),
 )  # fmt: skip
 
-# Jobs of components the pack does not deploy: the user's own scrape config names them.
-EXTERNAL_JOBS = {
-    "EnvoyGatewayDown": "envoy-proxy: the job of Envoy Gateway's own proxy PodMonitor",
-}
+# Jobs of components the pack neither deploys nor scrapes: the user's own scrape config names
+# them (none today: Envoy Gateway's proxies are scraped by the pack's envoy-proxy pod scrape).
+EXTERNAL_JOBS: dict[str, str] = {}
 
 
 @cache
@@ -417,6 +428,46 @@ def test_every_job_alert_selects_the_chart_job(
         checked += count
     assert checked >= len(JOBS), "no combination rendered the alerts"
     assert not failures, "\n".join(failures)
+
+
+# Envoy Gateway v1.5.3 (cluster-template's pin), internal/infrastructure/kubernetes/proxy/
+# resource.go: EnvoyAppLabel() on every proxy pod, and the stats port named "metrics" (19001).
+ENVOY_PROXY_LABELS = {
+    "app.kubernetes.io/name": "envoy",
+    "app.kubernetes.io/component": "proxy",
+    "app.kubernetes.io/managed-by": "envoy-gateway",
+}
+POD_SCRAPE_KIND = {"victoriametrics": "VMPodScrape", "prometheus": "PodMonitor"}
+STACK_CHART = {
+    "victoriametrics": "victoria-metrics-k8s-stack",
+    "prometheus": "kube-prometheus-stack",
+}
+EXTRA_OBJECTS = {"victoriametrics": "extraObjects", "prometheus": "extraManifests"}
+
+
+@pytest.mark.parametrize("stack", ["victoriametrics", "prometheus"])
+def test_envoy_gateway_proxies_are_scraped_under_the_job_their_alert_reads(
+    stack: str, tmp_path: Path
+) -> None:
+    """EnvoyGatewayDown's absent(up{job=...}) fired forever while nothing scraped the proxies
+    under that job: the stack's release now ships the scrape, and the alert reads its job."""
+    tree = render_pack(tmp_path, cluster_values(monitoring_enabled=True, monitoring_stack=stack))
+    (release,) = [r for r in helm_releases(tree) if r.chart == STACK_CHART[stack]]
+    scrapes = {
+        obj["metadata"]["name"]: obj
+        for obj in release.values.get(EXTRA_OBJECTS[stack], [])
+        if obj.get("kind") == POD_SCRAPE_KIND[stack]
+    }
+    assert set(scrapes) == {"flux-system", "envoy-proxy"}, sorted(scrapes)
+    envoy = scrapes["envoy-proxy"]
+    assert envoy["spec"]["namespaceSelector"] == {"any": True}
+    assert envoy["spec"]["selector"] == {"matchLabels": ENVOY_PROXY_LABELS}
+    assert envoy["spec"]["podMetricsEndpoints"] == [
+        {"port": "metrics", "path": "/stats/prometheus"}
+    ]
+    assert "jobLabel" not in envoy["spec"]
+    job = f"{envoy['metadata']['namespace']}/{envoy['metadata']['name']}"  # VM_POD_SCRAPE
+    assert selects(up_job_matchers(alert_expressions(tree)["EnvoyGatewayDown"]), job)
 
 
 def test_the_contract_ports_are_the_pinned_chart_defaults() -> None:
