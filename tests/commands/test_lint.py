@@ -18,6 +18,15 @@ FIXTURES = TESTS_DIR / "fixtures" / "lint"
 BROKEN = FIXTURES / "broken"
 CLEAN = FIXTURES / "clean"
 
+
+def undeclared(where: str, name: str) -> str:
+    """The line lint prints for a variable the clean project's schema does not declare."""
+    return (
+        f"{where}: error: template-variable-undeclared: '{name}' is used here but the schema "
+        "(cluster.schema.json) does not declare it; add it to the schema's properties"
+    )
+
+
 # Every line `makeflux lint` prints for the broken project; each rule fires at least once.
 BROKEN_FINDINGS = [
     "cluster.schema.json:6: warning: template-variable-unused: 'unused_flag' is declared but "
@@ -173,9 +182,9 @@ BROKEN_FINDINGS = [
     "templates/kubernetes/apps/monitoring/alerts/app/configmap.yaml.j2:8: error: "
     "template-comment-multiline: comment opened here is closed by '|#', which is not the "
     "comment end '#|': everything up to line 10 is swallowed; close it with '#|'",
-    "templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2:18: error: "
-    "template-variable-undeclared: 'retention_days' is used here but the schema "
-    "(cluster.schema.json) does not declare it; add it to the schema's properties",
+    undeclared(
+        "templates/kubernetes/apps/monitoring/tempo/app/helmrelease.yaml.j2:18", "retention_days"
+    ),
 ]
 
 # The rules a tree on disk can trip: the others check templates, which it has none of.
@@ -404,9 +413,7 @@ def test_variable_used_only_in_a_defined_guard_counts_as_used(tmp_path):
     guarded.write_text(guarded.read_text() + "#% if extra_labels is defined %#\n#% endif %#\n")
     result = run_cli(["lint"], project)
     assert result.stdout.splitlines() == [
-        "templates/kubernetes/apps/monitoring/namespace.yaml.j2:6: error: "
-        "template-variable-undeclared: 'extra_labels' is used here but the schema "
-        "(cluster.schema.json) does not declare it; add it to the schema's properties"
+        undeclared("templates/kubernetes/apps/monitoring/namespace.yaml.j2:6", "extra_labels")
     ]
 
 
@@ -562,6 +569,25 @@ def test_variable_used_only_in_an_excluded_partial_counts_as_used(tmp_path):
     assert (result.exit_code, result.stdout) == (0, "")
 
 
+def test_a_name_the_template_sets_in_each_branch_is_not_undeclared(tmp_path):
+    """Jinja's find_undeclared_variables reports a name `set` in both branches of an `if` as
+    read from the context: lint refused the render, asking to add it to the schema."""
+    project = shutil.copytree(CLEAN, tmp_path / "project")
+    template = project / "templates/kubernetes/apps/monitoring/namespace.yaml"
+    template.rename(template.with_suffix(".yaml.j2"))
+    branches = template.with_suffix(".yaml.j2")
+    branches.write_text(
+        branches.read_text() + "#% if tempo_enabled %#\n#% set kind, api = 'A', 'v1' %#\n"
+        "#% else %#\n#% set kind, api = 'B', 'v2' %#\n#% endif %#\n"
+        "#% if tempo_enabled %##% set label %#x#% endset %##% endif %#\n"
+        "# #{ kind }# #{ api }# #{ label }# #{ still_missing | default('') }#\n"
+    )
+    result = run_cli(["lint"], project)
+    assert result.stdout.splitlines() == [
+        undeclared("templates/kubernetes/apps/monitoring/namespace.yaml.j2:12", "still_missing")
+    ]
+
+
 def test_a_variable_set_by_the_including_template_is_not_undeclared(tmp_path):
     project = clean_project_with_partials(tmp_path)
     (project / "templates" / "partials").mkdir()
@@ -576,7 +602,5 @@ def test_a_variable_set_by_the_including_template_is_not_undeclared(tmp_path):
     result = run_cli(["lint"], project)
     # `note` comes from the includer; `nowhere_set` from nowhere, so it is still reported.
     assert result.stdout.splitlines() == [
-        "templates/partials/note.partial.j2:1: error: "
-        "template-variable-undeclared: 'nowhere_set' is used here but the schema "
-        "(cluster.schema.json) does not declare it; add it to the schema's properties"
+        undeclared("templates/partials/note.partial.j2:1", "nowhere_set")
     ]

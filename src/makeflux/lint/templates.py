@@ -46,7 +46,7 @@ def check_templates(
         template.name: cache.memoize(
             cache_dir,
             env,
-            "lint-template-variables-2",
+            "lint-template-variables-3",
             template.name,
             template.text,
             functools.partial(variable_facts, env, template),
@@ -102,7 +102,9 @@ def variable_facts(env: jinja2.Environment, template: TemplateSource) -> dict[st
         ast = env.parse(template.text, template.name, template.shown)
     except jinja2.TemplateSyntaxError:
         return {"free": {}, "assigned": [], "includes": []}
-    names = meta.find_undeclared_variables(ast)
+    # Jinja counts a name `set` in every branch of an `if` (or only inside a block) as read
+    # from the context; it is the template's own, not a variable the data must supply.
+    names = meta.find_undeclared_variables(ast) - _set_names(ast)
     lines: dict[str, int] = {}
     for name_node in ast.find_all(nodes.Name):
         if name_node.name in names and name_node.ctx == "load":
@@ -128,6 +130,19 @@ def variable_facts(env: jinja2.Environment, template: TemplateSource) -> dict[st
         "assigned": sorted(assigned),
         "includes": sorted(includes),
     }
+
+
+def _set_names(ast: nodes.Template) -> set[str]:
+    """The names a template assigns with `set` (a name, a tuple of names, or a block set)."""
+    names: set[str] = set()
+    for node in ast.find_all((nodes.Assign, nodes.AssignBlock)):
+        assert isinstance(node, nodes.Assign | nodes.AssignBlock)  # for the type checker
+        target = node.target
+        if isinstance(target, nodes.Name):
+            names.add(target.name)
+        else:
+            names.update(name.name for name in target.find_all(nodes.Name))
+    return names
 
 
 def _names_from_includers(facts: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
