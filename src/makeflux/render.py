@@ -294,10 +294,10 @@ def render_templates(
     # directory, on a disk where the system's temporary one may be in memory. The file is
     # unlinked as it is made, so nothing is left there even when a run is killed.
     scratch = settings.cache_dir if settings.cache_dir and settings.cache_dir.is_dir() else None
+    finish = functools.partial(_finish_cache, env)
 
     def render(indexes: list[int]) -> list[PackedContent | Problem | None]:
         chosen = [templates[i] for i in indexes]
-        finish = functools.partial(_finish_cache, env)
         if kept is None:
             return parallel.map_adaptive(outcome, chosen, worker_finish=finish, spool_dir=scratch)
         # What compiling and loading showed reaches this process from forked workers through

@@ -291,11 +291,12 @@ def drain() -> tuple[dict[tuple[str, bytes], Analysis], dict[str, bytes]]:
 
 
 def dump(directory: Path) -> None:
-    """Append what this (forked) process recorded since the last call to its file in
-    `directory`, for the parent (dumped). A worker calls it after every chunk, so its records
-    are never all held (and pickled) at once: at the end of a 30x bench render that cost the
-    worker 7 MB, at the moment the render's memory peaked. A record that cannot be written
-    only costs reuse: see Reuse.rendered_as_keyed."""
+    """Append what this process recorded since the last call to its file in `directory`, to
+    be read back (dumped) once the workers are gone. While the work is spread over processes,
+    each calls it after every chunk (parallel.fork_map's report), so no process holds (and
+    pickles) all its records at once: at the end of a 30x bench render that cost a worker
+    7 MB, at the moment the render's memory peaked. A record that cannot be written only
+    costs reuse: see Reuse.rendered_as_keyed."""
     recorded = drain()
     if not any(recorded):
         return
@@ -309,7 +310,7 @@ def dump(directory: Path) -> None:
 def dumped(
     directory: Path,
 ) -> Iterator[tuple[dict[tuple[str, bytes], Analysis], dict[str, bytes]]]:
-    """What the workers wrote with dump(), one record at a time. A file cut short (its worker
+    """What the processes wrote with dump(), one record at a time. A file cut short (a worker
     died while writing) gives the records before the cut: each record stands alone."""
     for path in sorted(directory.glob("*.records")):
         with contextlib.suppress(OSError), open(path, "rb") as fp:

@@ -139,11 +139,13 @@ def test_results_are_not_held_while_workers_are_alive(tmp_path: Path):
     parent = os.getpid()
     Tracked.alive = 0
     most_alive = 0
+    named_files: set[str] = set()
 
     def track(n: int) -> Tracked:
         nonlocal most_alive
         if os.getpid() == parent:
             most_alive = max(most_alive, Tracked.alive)
+            named_files.update(path.name for path in tmp_path.iterdir())
             time.sleep(0.001)
         return Tracked(n)
 
@@ -152,6 +154,7 @@ def test_results_are_not_held_while_workers_are_alive(tmp_path: Path):
     assert Tracked.alive == 300
     assert most_alive <= 2, f"{most_alive} results held while a worker was alive"
     assert not list(tmp_path.iterdir()), "the file the results waited in is gone"
+    assert not named_files, "it had no name even while in use: a killed run leaves nothing"
 
 
 def test_results_that_cannot_be_written_are_kept_in_memory(tmp_path: Path, monkeypatch):
