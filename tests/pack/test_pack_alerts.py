@@ -483,32 +483,29 @@ def flux_tests(alerts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 COREDNS_JOB = {"victoriametrics": "core-dns", "prometheus": "coredns"}
 
 
+def target_down_tests(
+    alerts: dict[str, dict[str, Any]], alert: str, what: str, target: str
+) -> list[dict[str, Any]]:
+    """An absent(up{...} == 1) alert: quiet while the `target` series is up, fires once it is
+    down or gone."""
+    eval_seconds = seconds(alerts[alert]["for"]) + 5 * INTERVAL_SECONDS
+    samples = eval_seconds // INTERVAL_SECONDS + 5
+    firing = firing_with(alert, {})
+    up, down = constant(1, samples), constant(0, samples)
+    return [
+        series_test(f"{what} up: {alert} quiet", [{"series": target, "values": up}],
+                    eval_seconds, {firing: 0}),
+        series_test(f"{what} down: {alert} fires", [{"series": target, "values": down}],
+                    eval_seconds, {firing: 1}),
+        series_test(f"no {what} target: {alert} fires", [], eval_seconds, {firing: 1}),
+    ]  # fmt: skip
+
+
 def coredns_tests(alerts: dict[str, dict[str, Any]], stack: str) -> list[dict[str, Any]]:
     """CoreDNSDown stays quiet while the stack's CoreDNS job is up and fires once it is down or
     gone; CoreDNSHighErrorRate fires at 10% SERVFAIL and not at 1%."""
-    eval_seconds = seconds(alerts["CoreDNSDown"]["for"]) + 5 * INTERVAL_SECONDS
-    samples = eval_seconds // INTERVAL_SECONDS + 5
     target = f'up{{job="{COREDNS_JOB[stack]}",instance="10.244.0.10:9153"}}'
-    tests = [
-        series_test(
-            "CoreDNS up: CoreDNSDown quiet",
-            [{"series": target, "values": constant(1, samples)}],
-            eval_seconds,
-            {firing_with("CoreDNSDown", {}): 0},
-        ),
-        series_test(
-            "CoreDNS down: CoreDNSDown fires",
-            [{"series": target, "values": constant(0, samples)}],
-            eval_seconds,
-            {firing_with("CoreDNSDown", {}): 1},
-        ),
-        series_test(
-            "no CoreDNS target: CoreDNSDown fires",
-            [],
-            eval_seconds,
-            {firing_with("CoreDNSDown", {}): 1},
-        ),
-    ]
+    tests = target_down_tests(alerts, "CoreDNSDown", "CoreDNS", target)
     error_seconds = seconds(alerts["CoreDNSHighErrorRate"]["for"]) + 10 * INTERVAL_SECONDS
     error_samples = error_seconds // INTERVAL_SECONDS + 5
     for servfail_percent, fires in ((10, True), (1, False)):
@@ -567,17 +564,8 @@ def etcd_tests(alerts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def envoy_tests(alerts: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """EnvoyGatewayDown: quiet while a proxy of the pack's envoy-proxy pod scrape is up, fires
     once none is (down, or no proxy found at all)."""
-    eval_seconds = seconds(alerts["EnvoyGatewayDown"]["for"]) + 5 * INTERVAL_SECONDS
-    samples = eval_seconds // INTERVAL_SECONDS + 5
     proxy = 'up{job="monitoring/envoy-proxy",instance="10.244.1.7:19001"}'
-    down = firing_with("EnvoyGatewayDown", {})
-    return [
-        series_test("proxy up: quiet", [{"series": proxy, "values": constant(1, samples)}],
-                    eval_seconds, {down: 0}),
-        series_test("proxy down: fires", [{"series": proxy, "values": constant(0, samples)}],
-                    eval_seconds, {down: 1}),
-        series_test("no proxy: fires", [], eval_seconds, {down: 1}),
-    ]  # fmt: skip
+    return target_down_tests(alerts, "EnvoyGatewayDown", "Envoy proxy", proxy)
 
 
 @pytest.mark.parametrize("stack", ["victoriametrics", "prometheus"])
